@@ -1,0 +1,49 @@
+"""The 40 CelebA attribute names and helpers to choose among them by name."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+#: The 40 attributes in the column order of ``list_attr_celeba.txt``.
+CELEBA_ATTRIBUTES: tuple[str, ...] = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
+    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
+    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
+    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
+    "Wearing_Necktie", "Young",
+)  # fmt: skip
+
+
+class UnknownAttributeError(ValueError):
+    """An attribute name that is not one of CelebA's 40."""
+
+
+def resolve_attributes(names: str | Sequence[str]) -> list[str]:
+    """Validate attribute names; ``"all"`` (alone or as the only list item) means all 40.
+
+    Raises :class:`UnknownAttributeError` naming the closest valid names for a typo.
+    """
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    if len(names) == 1 and names[0].lower() == "all":
+        return list(CELEBA_ATTRIBUTES)
+    if not names:
+        raise ValueError("data.attributes is empty: give at least one CelebA attribute name, or 'all'")
+    lookup = {name.lower(): name for name in CELEBA_ATTRIBUTES}
+    resolved = []
+    for name in names:
+        canonical = lookup.get(str(name).lower())
+        if canonical is None:
+            close = difflib.get_close_matches(str(name), CELEBA_ATTRIBUTES, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise UnknownAttributeError(
+                f"Unknown CelebA attribute {name!r}.{hint} Valid names: {', '.join(CELEBA_ATTRIBUTES)}, or 'all'."
+            )
+        if canonical in resolved:
+            raise ValueError(f"Attribute {canonical!r} is listed twice in data.attributes")
+        resolved.append(canonical)
+    return resolved
