@@ -15,7 +15,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import yaml
-from pytorch_lightning.callbacks import BasePredictionWriter
+from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
 from pytorch_lightning.cli import SaveConfigCallback
 
 from smile.io import atomic_write
@@ -95,3 +95,20 @@ class SaveRunConfig(SaveConfigCallback):
         if trainer.is_global_zero and trainer.log_dir:
             with atomic_write(Path(trainer.log_dir) / "environment.yaml") as handle:
                 yaml.safe_dump(environment_record(), handle, sort_keys=False)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Write ``last.ckpt`` at the end of every epoch (and every ``every_n_train_steps`` if set), for resuming.
+
+    Lightning's ``save_last`` only refreshes ``last.ckpt`` when a top-k checkpoint was saved in the
+    same step, so an epoch without a new best would leave a stale ``last.ckpt`` behind.
+    """
+
+    def __init__(self, every_n_train_steps: int | None = None) -> None:
+        super().__init__(
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            every_n_train_steps=every_n_train_steps,
+            enable_version_counter=False,
+        )

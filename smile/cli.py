@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from smile.callbacks import PredictionWriter, SaveRunConfig
+from smile.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
 from smile.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
 from smile.data.datamodule import CelebADataModule
 from smile.errors import SmileError
@@ -38,12 +38,25 @@ class SmileCLI(LightningCLI):
                 "checkpoint.monitor": "val/acc",
                 "checkpoint.mode": "max",
                 "checkpoint.filename": "best",
-                "checkpoint.save_last": True,
                 "checkpoint.auto_insert_metric_name": False,
                 "checkpoint.enable_version_counter": False,
                 "trainer.logger": lazy_instance(TensorBoardLogger, save_dir=".", name=str(LOG_ROOT)),
             }
         )
+
+    def add_default_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        super().add_default_arguments_to_parser(parser)
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="After fit, test the best checkpoint (fit only).",
+        )
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        super()._run_subcommand(subcommand)
+        if subcommand == "fit" and self.config.fit.test_after_fit and not self.trainer.interrupted:
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
 
     def _parse_ckpt_path(self) -> None:
         """Checkpoint settings are applied by :func:`checkpoint_arguments` before parsing, so that the
@@ -102,7 +115,7 @@ def run_lightning(args: list[str]) -> None:
         AttributeClassifier,
         CelebADataModule,
         args=checkpoint_arguments(args),
-        trainer_defaults={"callbacks": [PredictionWriter()]},
+        trainer_defaults={"callbacks": [LastCheckpoint(), PredictionWriter()]},
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,

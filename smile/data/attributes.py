@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
+from smile.errors import SmileError
+
 #: The 40 attributes in the column order of ``list_attr_celeba.txt``.
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
@@ -17,7 +19,7 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-class UnknownAttributeError(ValueError):
+class UnknownAttributeError(SmileError, ValueError):
     """An attribute name that is not one of CelebA's 40."""
 
 
@@ -32,7 +34,9 @@ def resolve_attributes(names: str | Sequence[str]) -> list[str]:
     if len(names) == 1 and names[0].lower() == "all":
         return list(CELEBA_ATTRIBUTES)
     if not names:
-        raise ValueError("data.attributes is empty: give at least one CelebA attribute name, or 'all'")
+        raise UnknownAttributeError(
+            "data.attributes is empty: give at least one CelebA attribute name, or 'all'"
+        )
     lookup = {name.lower(): name for name in CELEBA_ATTRIBUTES}
     resolved = []
     for name in names:
@@ -44,6 +48,6 @@ def resolve_attributes(names: str | Sequence[str]) -> list[str]:
                 f"Unknown CelebA attribute {name!r}.{hint} Valid names: {', '.join(CELEBA_ATTRIBUTES)}, or 'all'."
             )
         if canonical in resolved:
-            raise ValueError(f"Attribute {canonical!r} is listed twice in data.attributes")
+            raise UnknownAttributeError(f"Attribute {canonical!r} is listed twice in data.attributes")
         resolved.append(canonical)
     return resolved

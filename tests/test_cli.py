@@ -1,0 +1,140 @@
+"""The command line end to end on synthetic data: fit, test in a fresh process, resume, predict, errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from smile.cli import main
+
+FAST = [
+    "--seed_everything", "7",
+    "--trainer.accelerator", "cpu",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+    "--trainer.limit_train_batches", "3",
+    "--trainer.limit_val_batches", "1",
+    "--data.num_workers", "0",
+    "--data.batch_size", "16",
+]  # fmt: skip
+
+
+def run_smile(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m smile ARGS`` in a fresh process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "smile", *args], cwd=cwd, capture_output=True, text=True, timeout=240, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where ``fit`` ran for two short epochs; returns the folder (the run is version_0)."""
+    cwd = tmp_path_factory.mktemp("run")
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        assert main(["fit", "--data.root", str(synthetic_root), "--trainer.max_epochs", "2", *FAST]) == 0
+    finally:
+        os.chdir(previous)
+    return cwd
+
+
+def test_fit_writes_checkpoints_logs_and_config(trained: Path) -> None:
+    run = trained / "lightning_logs" / "version_0"
+    for name in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "config.yaml", "environment.yaml"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents.*"))
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["attributes"] == ["Smiling"]
+    assert checkpoint["datamodule_hyper_parameters"]["root"]
+    assert checkpoint["epoch"] == 1
+
+
+def test_test_in_a_fresh_process_finds_best_ckpt(trained: Path) -> None:
+    result = run_smile(
+        ["test", "--ckpt_path", "best.ckpt", "--trainer.enable_progress_bar", "false"], trained
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Using checkpoint lightning_logs/version_0/checkpoints/best.ckpt" in result.stderr
+    assert "test/acc" in result.stdout and "test/Smiling/acc" in result.stdout
+    assert (trained / "lightning_logs" / "version_0" / "config-test.yaml").is_file()
+    assert not (trained / "lightning_logs" / "version_1").exists(), "test logs into the checkpoint's run"
+
+
+def test_predict_writes_probabilities_csv(trained: Path) -> None:
+    os.chdir(trained)
+    assert main(["predict", "--ckpt_path", "last", "--trainer.enable_progress_bar", "false"]) == 0
+    with open(trained / "lightning_logs" / "version_0" / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 20
+    assert rows[0]["image"].endswith("000181.jpg")
+    assert all(0.0 <= float(row["Smiling"]) <= 1.0 for row in rows)
+
+
+def test_attribute_mismatch_with_checkpoint_is_an_error(trained: Path, capsys: pytest.CaptureFixture) -> None:
+    os.chdir(trained)
+    code = main(
+        [
+            "test",
+            "--ckpt_path",
+            "best",
+            "--data.attributes",
+            "[Male]",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
+    assert code == 2
+    assert "trained for attributes ['Smiling']" in capsys.readouterr().err
+
+
+def test_resume_from_last_continues_the_same_run(synthetic_root: Path, tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    assert main(["fit", "--data.root", str(synthetic_root), "--trainer.max_epochs", "1", *FAST]) == 0
+    assert main(["fit", "--ckpt_path", "last", "--trainer.max_epochs", "2", *FAST]) == 0
+    runs = sorted(p.name for p in (tmp_path / "lightning_logs").iterdir())
+    assert runs == ["version_0"]
+    checkpoint = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 6
+
+
+def test_same_seed_gives_identical_weights(synthetic_root: Path, tmp_path: Path) -> None:
+    states = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        os.chdir(tmp_path / folder)
+        assert main(["fit", "--data.root", str(synthetic_root), "--trainer.max_epochs", "1", *FAST]) == 0
+        states.append(
+            torch.load("lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+        )
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--data.root", "no/such/folder"], "CelebA was not found: no/such/folder does not exist"),
+        (["fit", "--data.attributes", "[Smilng]"], "Did you mean Smiling"),
+        (["test", "--ckpt_path", "best"], "no run under lightning_logs/ has checkpoints/best.ckpt"),
+    ],
+)
+def test_bad_input_is_a_short_error(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_smile(args, tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(autouse=True)
+def _restore_cwd():
+    previous = Path.cwd()
+    yield
+    os.chdir(previous)
