@@ -51,6 +51,7 @@ _THETA = np.linspace(0.0, 2.0 * np.pi, 48, endpoint=False)
 _COS, _SIN = np.cos(_THETA), np.sin(_THETA)
 _CIRCLE = np.stack([_COS[::2], _SIN[::2]], 1)  # 24-point unit circle
 _SQUIRCLE = np.stack([np.sign(_COS) * np.abs(_COS) ** 0.4, np.sign(_SIN) * np.abs(_SIN) ** 0.4], 1)
+SMILE_WIDENING = 1.35  # a smile pulls the mouth's corners outwards
 _T = np.linspace(-1.0, 1.0, 15)  # parameter along the mouth, corner to corner
 _GRID_Y, _GRID_X = np.mgrid[-7:8:2, -7:8:2] / 8.0  # cell centres of an 8x8 grid over [-1, 1]
 
@@ -330,13 +331,13 @@ def _shade(rgb: Sequence[int], factor: float) -> tuple[int, int, int]:
 
 def _mouth(p: FaceParams) -> tuple[str, np.ndarray, np.ndarray | None]:
     """The mouth in face units: (kind, upper or only curve, lower curve or None), corner to corner."""
-    hw = p.identity.mouth_hw
+    hw = p.identity.mouth_hw * (SMILE_WIDENING if p.attributes["Smiling"] else 1.0)
     my = _MOUTH_Y + p.mouth_dy
     x = _T * hw
     bump = 1.0 - _T**2  # 0 at the corners, 1 in the middle
     if p.attributes["Smiling"]:
         # an upturned crescent showing the teeth: wide open, or a closed-lip grin
-        depth = p.open_depth if p.attributes["Mouth_Slightly_Open"] else 0.65 * p.open_depth
+        depth = p.open_depth if p.attributes["Mouth_Slightly_Open"] else 0.8 * p.open_depth
         top = my - depth / 2
         upper = top + p.open_top * bump
         lower = top + depth * bump
@@ -540,7 +541,9 @@ def render_face(params: FaceParams) -> RenderedFace:
         shape = np.concatenate([upper, lower[::-1]])
         pen.polygon(shape, (70, 22, 30))
         if kind == "open_smile":
-            inner = np.minimum(upper[:, 1] + p.teeth_height, lower[:, 1] - 1.0)
+            inner = np.minimum(
+                upper[:, 1] + np.maximum(p.teeth_height, 0.6 * (lower[:, 1] - upper[:, 1])), lower[:, 1] - 1.0
+            )
             sel = slice(2, -2)
             pen.polygon(
                 np.concatenate([upper[sel], np.stack([upper[sel, 0], inner[sel]], 1)[::-1]]), (246, 244, 236)
