@@ -15,6 +15,7 @@ the bus.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,8 +23,10 @@ from smile.data.cache import CacheGeometry
 
 
 def to_unit_float(images: Tensor) -> Tensor:
-    """uint8 0..255 -> float32 0..1, like ``ToTensor``."""
-    return images.float().div_(255.0)
+    """uint8 0..255 -> float32 0..1, like ``ToTensor`` (the same float32 division, so equal bits)."""
+    if images.device.type == "cpu":  # one NumPy pass, single-threaded (see random_crop_flip)
+        return torch.from_numpy(np.divide(images.numpy(), np.float32(255.0), dtype=np.float32))
+    return torch.div(images, 255.0)
 
 
 def eval_crop(images: Tensor, geometry: CacheGeometry) -> Tensor:
@@ -38,7 +41,9 @@ def random_crop_flip(
     """Training windows of a uint8 ``(B, 3, height, size)`` batch: ``(crops, offsets, flipped)``.
 
     ``crops`` is float in [0, 1], ``(B, 3, size, size)``; ``offsets`` the window's first rows and
-    ``flipped`` whether each image was mirrored.
+    ``flipped`` whether each image was mirrored. On a GPU the windows are gathered in one kernel; on
+    the CPU they are copied image by image with NumPy (single-threaded: on a busy CPU, small
+    multi-threaded tensor operations wait for each other's threads far longer than they compute).
     """
     batch, channels, height, width = images.shape
     size = geometry.image_size
@@ -47,6 +52,13 @@ def random_crop_flip(
     device = images.device
     offsets = torch.randint(0, geometry.max_offset + 1, (batch,), device=device, generator=generator)
     flipped = torch.rand(batch, device=device, generator=generator) < 0.5
+    if device.type == "cpu":
+        source = images.numpy()
+        crops = np.empty((batch, channels, size, width), dtype=np.float32)
+        for i, (offset, flip) in enumerate(zip(offsets.tolist(), flipped.tolist())):
+            window = source[i, :, offset : offset + size]
+            np.divide(window[:, :, ::-1] if flip else window, np.float32(255.0), out=crops[i])
+        return torch.from_numpy(crops), offsets, flipped
     rows = offsets[:, None] + torch.arange(size, device=device)  # (B, size)
     index = rows[:, None, :, None].expand(batch, channels, size, width)
     crops = torch.gather(images, 2, index)

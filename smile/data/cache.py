@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -168,11 +169,23 @@ def _torchvision_batches(
                     f"{image_dir / name}: the decoded cache needs CelebA's aligned {SOURCE_WIDTH}x"
                     f"{SOURCE_HEIGHT} images, this one is {image.shape[2]}x{image.shape[1]}"
                 )
-        stacked = torch.stack(decoded)[:, :, top:bottom].float()
-        resized = torch.nn.functional.interpolate(
-            stacked, size=(geometry.height, geometry.image_size), mode="bilinear", antialias=True
-        )
-        yield start, resized.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+        size = (geometry.height, geometry.image_size)
+        if device.type == "cpu":  # image by image: small, single-threaded, fast uint8 kernel
+            yield (
+                start,
+                np.stack(
+                    [
+                        torch.nn.functional.interpolate(
+                            image[None, :, top:bottom], size=size, mode="bilinear", antialias=True
+                        )[0].numpy()
+                        for image in decoded
+                    ]
+                ),
+            )
+        else:  # on the GPU, the whole batch at once, in float
+            stacked = torch.stack(decoded)[:, :, top:bottom].float()
+            resized = torch.nn.functional.interpolate(stacked, size=size, mode="bilinear", antialias=True)
+            yield start, resized.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
 def default_build_workers() -> int:
@@ -587,6 +600,8 @@ def cached_loader(
 ) -> torch.utils.data.DataLoader:
     """A DataLoader of whole uint8 batches from ``cache``, in this process (no workers: slicing an
     array in memory is faster than handing batches between processes)."""
+    # Lightning suggests loader processes for every loader without them; this one needs none.
+    warnings.filterwarnings("ignore", message=r"The '\w+' does not have many workers")
     root = getattr(getattr(trainer, "strategy", None), "root_device", None) or torch.device("cpu")
     device = serving_device(on_device, root, cache.nbytes)
     dataset = cache.dataset(device)
