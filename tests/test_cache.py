@@ -285,10 +285,16 @@ def test_read_only_dataset_keeps_its_cache_elsewhere(
         root.chmod(0o755)
 
 
-def test_cli_fits_and_predicts_from_the_cache(synthetic_root: Path, tmp_path: Path) -> None:
+def test_cli_fits_in_bf16_channels_last_and_predicts_from_the_cache(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
     os.chdir(tmp_path)
     cache = ["--data.cache", "true", "--data.cache_dir", str(tmp_path / "cache")]
-    assert main(["fit", "--data.root", str(synthetic_root), "--trainer.max_epochs", "1", *FAST, *cache]) == 0
+    fast = ["--trainer.precision", "bf16-mixed", "--model.channels_last", "true"]
+    assert (
+        main(["fit", "--data.root", str(synthetic_root), "--trainer.max_epochs", "1", *FAST, *cache, *fast])
+        == 0
+    )
     folder = resolve_cache_dir(synthetic_root, tmp_path / "cache")
     assert sorted(p.name for p in folder.glob("*.json")) == ["train-160-64px.json", "val-20-64px.json"]
     run = tmp_path / "lightning_logs" / "version_0"
