@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         cached = datamodule(cache=True)
         cached.setup()
         start = time.perf_counter()
-        cache = cached.cache("train")
+        cache = cached.split_cache("train")
         seconds = time.perf_counter() - start
         results["cache_build"] = {
             "seconds": seconds,

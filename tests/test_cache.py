@@ -278,7 +278,7 @@ def test_read_only_dataset_keeps_its_cache_elsewhere(
         folder = resolve_cache_dir(root)
         assert folder.parent == tmp_path / "user-cache" and folder.name.startswith("celeba-")
         data = datamodule(root, cache=True)
-        assert data.cache("val").folder == folder
+        assert data.split_cache("val").folder == folder
         assert (folder / "val-20-64px.json").is_file()
         assert not (root / "smile-cache").exists()
     finally:

@@ -98,7 +98,7 @@ class CelebADataModule(pl.LightningDataModule):
 
             self.setup()
             for split in splits_for(self.trainer):
-                self.cache(split)
+                self.split_cache(split)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -127,7 +127,7 @@ class CelebADataModule(pl.LightningDataModule):
                 self.layout.images, [table.files[i] for i in rows], labels[rows], transform
             )
 
-    def cache(self, split: str):
+    def split_cache(self, split: str):
         """The decoded cache of ``split`` (a :class:`smile.data.cache.DecodedCache`), built if need be."""
         if split not in self.caches:
             from smile.data.cache import open_cache, resolve_cache_dir
@@ -159,7 +159,7 @@ class CelebADataModule(pl.LightningDataModule):
             from smile.data.cache import cached_loader
 
             return cached_loader(
-                self.cache(split),
+                self.split_cache(split),
                 self.hparams.batch_size,
                 shuffle,
                 self.trainer,
