@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -37,6 +38,14 @@ class CelebADataModule(pl.LightningDataModule):
         synthetic_images: when set and ``root`` holds no dataset, generate a synthetic CelebA-format
             dataset of this many images there first (the demo's way of running without downloads).
         synthetic_seed: seed of the synthetic generator.
+        cache: serve the images from a decoded cache (see :mod:`smile.data.cache`): each split is
+            decoded once, at the resolution the transforms need, into a uint8 array file, and the
+            crops and flips are done on whole batches on the training device.
+        cache_dir: folder for the caches (``null``: ``ROOT/smile-cache`` when ROOT is writable, else
+            ``~/.cache/smile``).
+        cache_on_device: keep a split's cache in GPU memory (``auto``: when it takes at most half of
+            the free memory); ignored when training on the CPU.
+        cache_decoder: how the cache is built: ``pil`` (default), ``pil-exact`` or ``torchvision``.
     """
 
     def __init__(
@@ -51,6 +60,10 @@ class CelebADataModule(pl.LightningDataModule):
         num_workers: int | None = None,
         synthetic_images: int | None = None,
         synthetic_seed: int = 0,
+        cache: bool = False,
+        cache_dir: str | None = None,
+        cache_on_device: bool | Literal["auto"] = "auto",
+        cache_decoder: Literal["pil", "pil-exact", "torchvision"] = "pil",
     ) -> None:
         super().__init__()
         self.attributes = resolve_attributes(attributes)
@@ -66,18 +79,26 @@ class CelebADataModule(pl.LightningDataModule):
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.datasets: dict[str, ImageAttributes] = {}
         self.layout: CelebALayout | None = None
+        self.caches: dict[str, Any] = {}  # split -> smile.data.cache.DecodedCache, opened on first use
 
     @property
     def num_attributes(self) -> int:
         return len(self.attributes)
 
     def prepare_data(self) -> None:
-        """Generate the synthetic dataset when asked to and absent (runs on one process only)."""
+        """Generate the synthetic dataset when asked to and absent, and build the decoded caches the
+        run needs (runs on one process per node; the others find the caches built)."""
         if self.hparams.synthetic_images:
             from smile.synthetic import generate_dataset, is_complete
 
             if not is_complete(self.root):
                 generate_dataset(self.root, self.hparams.synthetic_images, seed=self.hparams.synthetic_seed)
+        if self.hparams.cache:
+            from smile.data.cache import splits_for
+
+            self.setup()
+            for split in splits_for(self.trainer):
+                self.split_cache(split)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -106,7 +127,44 @@ class CelebADataModule(pl.LightningDataModule):
                 self.layout.images, [table.files[i] for i in rows], labels[rows], transform
             )
 
+    def split_cache(self, split: str):
+        """The decoded cache of ``split`` (a :class:`smile.data.cache.DecodedCache`), built if need be."""
+        if split not in self.caches:
+            from smile.data.cache import open_cache, resolve_cache_dir
+
+            dataset = self.datasets[split]
+            self.caches[split] = open_cache(
+                split,
+                dataset.image_dir,
+                dataset.files,
+                dataset.labels.numpy(),
+                resolve_cache_dir(self.root, self.hparams.cache_dir),
+                image_size=self.hparams.image_size,
+                decoder=self.hparams.cache_decoder,
+            )
+        return self.caches[split]
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Cached uint8 batches: crop (and flip, in training) on the device, then convert to float."""
+        if self.hparams.cache:
+            from smile.data.batch_transforms import transform_cached_batch
+            from smile.data.cache import cache_geometry
+
+            training = self.trainer is not None and self.trainer.training
+            batch = transform_cached_batch(batch, cache_geometry(self.hparams.image_size), training)
+        return batch
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if self.hparams.cache:
+            from smile.data.cache import cached_loader
+
+            return cached_loader(
+                self.split_cache(split),
+                self.hparams.batch_size,
+                shuffle,
+                self.trainer,
+                self.hparams.cache_on_device,
+            )
         return DataLoader(
             self.datasets[split],
             batch_size=self.hparams.batch_size,
