@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -55,6 +56,10 @@ class CelebADataModule(pl.LightningDataModule):
         super().__init__()
         self.attributes = resolve_attributes(attributes)
         self.save_hyperparameters()
+        # The resolved names ("all" -> the 40), as the model keeps them: Lightning refuses to log
+        # hyper-parameters that the model and the data module hold with different values.
+        self.hparams.attributes = self.attributes
+        self._hparams_initial.attributes = list(self.attributes)
         for name, value in (
             ("train_subset", train_subset),
             ("val_subset", val_subset),
@@ -66,6 +71,8 @@ class CelebADataModule(pl.LightningDataModule):
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.datasets: dict[str, ImageAttributes] = {}
         self.layout: CelebALayout | None = None
+        self.table = None  # the AttributeTable, all 40 columns: for reports on other attributes
+        self.split_rows: dict[str, np.ndarray] = {}  # rows of ``table`` in each split, in loader order
 
     @property
     def num_attributes(self) -> int:
@@ -83,7 +90,7 @@ class CelebADataModule(pl.LightningDataModule):
         if self.datasets:
             return
         self.layout = detect_layout(self.root)
-        table = read_attributes(self.layout.attributes)
+        table = self.table = read_attributes(self.layout.attributes)
         splits = split_files(table, read_partition(self.layout.partition), self.layout.partition)
         labels = table.columns(self.attributes)
         subsets = {
@@ -102,6 +109,7 @@ class CelebADataModule(pl.LightningDataModule):
                 if split == "train"
                 else eval_transform(self.hparams.image_size)
             )
+            self.split_rows[split] = rows
             self.datasets[split] = ImageAttributes(
                 self.layout.images, [table.files[i] for i in rows], labels[rows], transform
             )
@@ -133,3 +141,12 @@ class CelebADataModule(pl.LightningDataModule):
         """The image files of :meth:`predict_dataloader`, in order."""
         dataset = self.datasets["test"]
         return [dataset.image_dir / name for name in dataset.files]
+
+    def split_annotations(self, split: str, names: Sequence[str]) -> tuple[list[Path], np.ndarray]:
+        """The image files of ``split`` in loader order, and their 0/1 labels for ``names`` (any of the
+        40 attributes, whether the model predicts them or not)."""
+        if self.table is None or split not in self.split_rows:
+            raise RuntimeError("call setup() first")
+        rows = self.split_rows[split]
+        files = [self.layout.images / self.table.files[i] for i in rows]
+        return files, self.table.columns(resolve_attributes(list(names)))[rows]
