@@ -390,7 +390,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["## Most confident errors", ""]
         for attribute, items in errors.items():
             shown = ", ".join(
-                f"{Path(e['file']).name if e['file'] else e['index']} ({e['prob']:.3f})" for e in items[:8]
+                f"{Path(e['file']).name if e['file'] else e['index']} "
+                f"({'FP' if e['label'] == 0 else 'FN'}, p={e['prob']:.3f})"
+                for e in items[:8]
             )
             lines += [f"- {attribute}: {shown}" + (" ..." if len(items) > 8 else "")]
         lines.append("")
@@ -518,8 +520,8 @@ def write_report(
                 for e in found
             ]
             title = (
-                f"{attribute}: the {len(found)} most confident errors ({test.split}); "
-                f"FP = predicted {attribute} but labelled not, FN = the reverse; p = predicted probability"
+                f"{attribute}: the {len(found)} most confident errors ({test.split}), p = predicted probability\n"
+                f"FP: predicted {attribute}, labelled not; FN: labelled {attribute}, predicted not"
             )
             emit(attribute, f"errors_{slug}", plots.error_grid(images, captions, title))
     report["figures"] = figures
