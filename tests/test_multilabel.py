@@ -118,13 +118,15 @@ def test_report_command_on_its_own(all40: Path, capsys: pytest.CaptureFixture) -
         "--out",
         str(out),
     ]
-    assert main([*args, "--no-tune-thresholds", "--num_workers", "0", "--no-tensorboard"]) == 0
+    options = ["--no-tune-thresholds", "--plot-attributes", "Male", "--errors", "4", "--no-tensorboard"]
+    assert main([*args, *options, "--num_workers", "0"]) == 0
     assert "Using checkpoint lightning_logs/version_0/checkpoints/best.ckpt" in capsys.readouterr().err
     report = json.loads((out / "metrics.json").read_text())
     assert report["attributes"] == ["Smiling", "Male"] and list(report["fairness"]) == ["Young"]
     assert report["threshold_criterion"] is None and "tuned" not in report["per_attribute"]["Smiling"]
-    assert report["plot_attributes"] == ["Smiling", "Male"]
-    assert (out / "roc_Male.png").is_file() and (out / "training_curves.png").is_file()
+    assert report["plot_attributes"] == ["Male"] and len(report["confident_errors"]["Male"]) <= 4
+    assert (out / "roc_Male.png").is_file() and not (out / "roc_Smiling.png").exists()
+    assert (out / "training_curves.png").is_file()
     default = json.loads((all40 / "report" / "metrics.json").read_text())
     assert report["per_attribute"]["Smiling"]["acc"] == default["per_attribute"]["Smiling"]["acc"]
 
