@@ -24,7 +24,7 @@ from smile.system import AttributeClassifier
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 #: Further commands: name -> module whose ``main(argv) -> int`` runs it.
-EXTRA_COMMANDS: dict[str, str] = {"download": "smile.download"}
+EXTRA_COMMANDS: dict[str, str] = {"download": "smile.download", "report": "smile.evaluation.runner"}
 
 
 class SmileCLI(LightningCLI):
@@ -52,11 +52,24 @@ class SmileCLI(LightningCLI):
             default=False,
             help="After fit, test the best checkpoint (fit only).",
         )
+        parser.add_argument(
+            "--report",
+            type=bool,
+            default=True,
+            help="After testing (test, or fit with --test_after_fit), write the evaluation report to the "
+            "run folder's report/ (python -m smile report makes it on its own, with more options).",
+        )
 
     def _run_subcommand(self, subcommand: str) -> None:
         super()._run_subcommand(subcommand)
+        tested = subcommand == "test"
         if subcommand == "fit" and self.config.fit.test_after_fit and not self.trainer.interrupted:
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+            tested = True
+        if tested and self.config[subcommand].get("report", True) and not self.trainer.interrupted:
+            from smile.evaluation.runner import report_after_test
+
+            report_after_test(self.trainer, self.model, self.datamodule)
 
     def _parse_ckpt_path(self) -> None:
         """Checkpoint settings are applied by :func:`checkpoint_arguments` before parsing, so that the

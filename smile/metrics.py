@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
-from torchmetrics.classification import BinaryStatScores, MultilabelStatScores
+from torchmetrics.classification import BinaryAUROC, BinaryStatScores, MultilabelAUROC, MultilabelStatScores
 
 
 def attribute_stat_scores(num_attributes: int) -> Metric:
@@ -13,6 +15,29 @@ def attribute_stat_scores(num_attributes: int) -> Metric:
     if num_attributes == 1:
         return BinaryStatScores()
     return MultilabelStatScores(num_labels=num_attributes, average=None)
+
+
+def attribute_auroc(num_attributes: int) -> Metric:
+    """Area under the ROC curve per attribute (exact: keeps the epoch's probabilities)."""
+    if num_attributes == 1:
+        return BinaryAUROC()
+    return MultilabelAUROC(num_labels=num_attributes, average=None)
+
+
+def auroc_values(metric: Metric, counts: Tensor) -> Tensor:
+    """Per-attribute AUROC from :func:`attribute_auroc`; NaN where the labels hold one class only
+    (torchmetrics returns 0 there, with a warning)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No (positive|negative) samples in targets")
+        values = metric.compute().reshape(-1).float()
+    tp, fp, tn, fn = counts.unbind(-1)
+    defined = (tp + fn > 0) & (tn + fp > 0)
+    return torch.where(defined.to(values.device), values, torch.full_like(values, float("nan")))
+
+
+def attribute_metrics(counts: Tensor) -> dict[str, Tensor]:
+    """Per-attribute accuracy, balanced accuracy and F1 from :func:`confusion_counts`."""
+    return {"acc": accuracy(counts), "balanced_acc": balanced_accuracy(counts), "f1": f1(counts)}
 
 
 def confusion_counts(stats: Metric) -> Tensor:

@@ -12,7 +12,13 @@ from torchmetrics import Metric
 
 from smile.data.attributes import resolve_attributes
 from smile.errors import CheckpointError
-from smile.metrics import accuracy, attribute_stat_scores, confusion_counts
+from smile.metrics import (
+    attribute_auroc,
+    attribute_metrics,
+    attribute_stat_scores,
+    auroc_values,
+    confusion_counts,
+)
 from smile.models import build_network
 
 
@@ -49,6 +55,8 @@ class AttributeClassifier(pl.LightningModule):
         self.train_stats = attribute_stat_scores(len(self.attributes))
         self.val_stats = attribute_stat_scores(len(self.attributes))
         self.test_stats = attribute_stat_scores(len(self.attributes))
+        self.val_auroc = attribute_auroc(len(self.attributes))
+        self.test_auroc = attribute_auroc(len(self.attributes))
 
     def configure_model(self) -> None:
         """``model.channels_last`` and ``model.compile``: applied before the model moves to its device."""
@@ -72,15 +80,25 @@ class AttributeClassifier(pl.LightningModule):
         if len(self.attributes) == 1:  # binary metrics take (batch,) tensors
             probs, labels = probs[:, 0], labels[:, 0]
         self._stats(stage).update(probs, labels)
+        if stage != "train":
+            getattr(self, f"{stage}_auroc").update(probs, labels)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(images))
         return loss
 
     def _log_epoch(self, stage: str) -> None:
-        acc = accuracy(confusion_counts(self._stats(stage)))
-        self.log(f"{stage}/acc", acc.mean())
+        """``{stage}/acc`` (the mean accuracy over attributes), ``{stage}/balanced_acc``, ``{stage}/f1``
+        and (val, test) ``{stage}/auroc`` as means over attributes; per attribute (val, test) as
+        ``{stage}/<name>/<metric>``."""
+        counts = confusion_counts(self._stats(stage))
+        values = attribute_metrics(counts)
         if stage != "train":
-            for name, value in zip(self.attributes, acc):
-                self.log(f"{stage}/{name}/acc", value)
+            values["auroc"] = auroc_values(getattr(self, f"{stage}_auroc"), counts)
+            getattr(self, f"{stage}_auroc").reset()
+        for metric, per_attribute in values.items():
+            self.log(f"{stage}/{metric}", per_attribute.nanmean())
+            if stage != "train":
+                for name, value in zip(self.attributes, per_attribute):
+                    self.log(f"{stage}/{name}/{metric}", value)
         self._stats(stage).reset()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -68,6 +69,10 @@ class CelebADataModule(pl.LightningDataModule):
         super().__init__()
         self.attributes = resolve_attributes(attributes)
         self.save_hyperparameters()
+        # The resolved names ("all" -> the 40), as the model keeps them: Lightning refuses to log
+        # hyper-parameters that the model and the data module hold with different values.
+        self.hparams.attributes = self.attributes
+        self._hparams_initial.attributes = list(self.attributes)
         for name, value in (
             ("train_subset", train_subset),
             ("val_subset", val_subset),
@@ -80,6 +85,8 @@ class CelebADataModule(pl.LightningDataModule):
         self.datasets: dict[str, ImageAttributes] = {}
         self.layout: CelebALayout | None = None
         self.caches: dict[str, Any] = {}  # split -> smile.data.cache.DecodedCache, opened on first use
+        self.table = None  # the AttributeTable, all 40 columns: for reports on other attributes
+        self.split_rows: dict[str, np.ndarray] = {}  # rows of ``table`` in each split, in loader order
 
     @property
     def num_attributes(self) -> int:
@@ -104,7 +111,7 @@ class CelebADataModule(pl.LightningDataModule):
         if self.datasets:
             return
         self.layout = detect_layout(self.root)
-        table = read_attributes(self.layout.attributes)
+        table = self.table = read_attributes(self.layout.attributes)
         splits = split_files(table, read_partition(self.layout.partition), self.layout.partition)
         labels = table.columns(self.attributes)
         subsets = {
@@ -123,6 +130,7 @@ class CelebADataModule(pl.LightningDataModule):
                 if split == "train"
                 else eval_transform(self.hparams.image_size)
             )
+            self.split_rows[split] = rows
             self.datasets[split] = ImageAttributes(
                 self.layout.images, [table.files[i] for i in rows], labels[rows], transform
             )
@@ -191,3 +199,12 @@ class CelebADataModule(pl.LightningDataModule):
         """The image files of :meth:`predict_dataloader`, in order."""
         dataset = self.datasets["test"]
         return [dataset.image_dir / name for name in dataset.files]
+
+    def split_annotations(self, split: str, names: Sequence[str]) -> tuple[list[Path], np.ndarray]:
+        """The image files of ``split`` in loader order, and their 0/1 labels for ``names`` (any of the
+        40 attributes, whether the model predicts them or not)."""
+        if self.table is None or split not in self.split_rows:
+            raise RuntimeError("call setup() first")
+        rows = self.split_rows[split]
+        files = [self.layout.images / self.table.files[i] for i in rows]
+        return files, self.table.columns(resolve_attributes(list(names)))[rows]

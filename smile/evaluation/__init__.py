@@ -1,0 +1,5 @@
+"""The evaluation report: per-attribute metrics, calibration, fairness slices, errors and figures.
+
+:mod:`.metrics` and :mod:`.report` work on arrays alone; :mod:`.runner` feeds them a model's
+predictions (``python -m smile report``, and after ``python -m smile test``).
+"""

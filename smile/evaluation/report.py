@@ -1,0 +1,533 @@
+"""The evaluation report, from arrays: every figure in ``metrics.json``, a readable ``report.md`` and
+PNG plots. Nothing here touches a model or a data loader (see :mod:`smile.evaluation.runner`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smile.evaluation import metrics as m
+from smile.evaluation import plots
+from smile.io import atomic_write
+
+#: The group attributes of the fairness slices unless told otherwise.
+DEFAULT_GROUPS = ("Male", "Young")
+#: With more reported attributes than this, per-attribute figures are drawn for a chosen few only.
+MAX_DEFAULT_PLOTS = 5
+#: ROC curves stored in metrics.json are thinned to about this many points.
+ROC_POINTS = 200
+
+
+@dataclass
+class Predictions:
+    """A split's predictions: ``probs`` and ``labels`` are ``(images, attributes)``; ``groups`` maps a
+    group attribute to its ``(images,)`` 0/1 labels; ``files`` names the images (for the error grid)."""
+
+    attributes: list[str]
+    probs: np.ndarray
+    labels: np.ndarray
+    files: list[str] = field(default_factory=list)
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
+    split: str = "test"
+
+    def __post_init__(self) -> None:
+        self.probs = np.asarray(self.probs, dtype=np.float64).reshape(len(self.probs), -1)
+        self.labels = np.asarray(self.labels).astype(np.int64).reshape(len(self.labels), -1)
+        if self.probs.shape != self.labels.shape or self.probs.shape[1] != len(self.attributes):
+            raise ValueError(
+                f"probs {self.probs.shape} and labels {self.labels.shape} must be (images, "
+                f"{len(self.attributes)} attributes)"
+            )
+        if self.files and len(self.files) != len(self.probs):
+            raise ValueError(f"{len(self.files)} files for {len(self.probs)} predictions")
+
+    def column(self, attribute: str) -> tuple[np.ndarray, np.ndarray]:
+        k = self.attributes.index(attribute)
+        return self.probs[:, k], self.labels[:, k]
+
+    def select(self, attributes: Sequence[str]) -> Predictions:
+        index = [self.attributes.index(name) for name in attributes]
+        return Predictions(
+            list(attributes), self.probs[:, index], self.labels[:, index], self.files, self.groups, self.split
+        )
+
+
+def group_names(group_attribute: str) -> tuple[str, str]:
+    """The names of the images where ``group_attribute`` is 1 and where it is 0."""
+    return group_attribute, f"not {group_attribute}"
+
+
+def default_plot_attributes(attributes: Sequence[str]) -> list[str]:
+    """All of them when there are at most :data:`MAX_DEFAULT_PLOTS`; else Smiling if present, else the first."""
+    if len(attributes) <= MAX_DEFAULT_PLOTS:
+        return list(attributes)
+    return ["Smiling"] if "Smiling" in attributes else [attributes[0]]
+
+
+def compute_metrics(
+    test: Predictions,
+    val: Predictions | None = None,
+    *,
+    threshold: float = 0.5,
+    bins: int = 15,
+    criterion: str = "acc",
+    min_group_count: int = 20,
+    roc_attributes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Every figure of the report, as a JSON-ready dict (NaN where a figure is undefined).
+
+    Per attribute, at ``threshold``: counts, accuracy, the majority-class baseline (the accuracy of
+    always answering the split's more common label), balanced accuracy, precision, TPR, FPR, F1,
+    AUROC, ECE and the reliability bins. With ``val``: the threshold that maximises ``criterion`` on
+    val, and the test figures at that threshold. Fairness: accuracy, TPR and FPR within the groups of
+    each of ``test.groups``, with the gap between the groups; gaps whose groups hold fewer than
+    ``min_group_count`` images behind the metric (images, positives or negatives) are kept but not
+    ranked among the largest.
+    """
+    per_attribute: dict[str, dict[str, Any]] = {}
+    for attribute in test.attributes:
+        probs, labels = test.column(attribute)
+        counts = m.confusion(probs, labels, threshold)
+        rates = counts.rates()
+        prevalence = counts.positives / counts.n if counts.n else m.NAN
+        rel = m.reliability(probs, labels, bins)
+        row: dict[str, Any] = {
+            "n": counts.n,
+            "positives": counts.positives,
+            "prevalence": prevalence,
+            "tp": counts.tp,
+            "fp": counts.fp,
+            "tn": counts.tn,
+            "fn": counts.fn,
+            "acc": rates["acc"],
+            "majority_baseline": max(prevalence, 1 - prevalence),
+            "balanced_acc": rates["balanced_acc"],
+            "precision": rates["precision"],
+            "tpr": rates["tpr"],
+            "fpr": rates["fpr"],
+            "f1": rates["f1"],
+            "auroc": m.auroc(probs, labels),
+            "ece": rel["ece"],
+            "mean_prob": float(probs.mean()) if len(probs) else m.NAN,
+            "reliability": rel,
+        }
+        if val is not None:
+            val_probs, val_labels = val.column(attribute)
+            chosen, val_score = m.best_threshold(val_probs, val_labels, criterion)
+            tuned = m.confusion(probs, labels, chosen).rates()
+            row["tuned"] = {
+                "threshold": chosen,
+                f"val_{criterion}": val_score,
+                "acc": tuned["acc"],
+                "balanced_acc": tuned["balanced_acc"],
+                "f1": tuned["f1"],
+            }
+        if attribute in roc_attributes:
+            fpr, tpr, thresholds = m.roc_curve(probs, labels)
+            index = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round().astype(int))
+            row["roc"] = {  # thinned; the first point (threshold null) predicts nothing positive
+                "fpr": fpr[index].tolist(),
+                "tpr": tpr[index].tolist(),
+                "threshold": thresholds[index].tolist(),
+            }
+        per_attribute[attribute] = row
+
+    def mean_of(key: str, source: Callable[[dict], float] | None = None) -> float:
+        values = [source(row) if source else row[key] for row in per_attribute.values()]
+        values = [v for v in values if not (v is None or math.isnan(v))]
+        return float(np.mean(values)) if values else m.NAN
+
+    summary = {
+        "num_attributes": len(test.attributes),
+        "num_images": len(test.probs),
+        "mean_acc": mean_of("acc"),
+        "mean_majority_baseline": mean_of("majority_baseline"),
+        "mean_balanced_acc": mean_of("balanced_acc"),
+        "mean_f1": mean_of("f1"),
+        "mean_auroc": mean_of("auroc"),
+        "mean_ece": mean_of("ece"),
+    }
+    if val is not None:
+        summary["mean_acc_tuned"] = mean_of("", lambda row: row["tuned"]["acc"])
+        summary["mean_balanced_acc_tuned"] = mean_of("", lambda row: row["tuned"]["balanced_acc"])
+
+    fairness: dict[str, dict[str, Any]] = {}
+    for group_attribute, group in test.groups.items():
+        fairness[group_attribute] = {}
+        for attribute in test.attributes:
+            if attribute == group_attribute:
+                continue  # within its own groups an attribute has only positives or only negatives
+            probs, labels = test.column(attribute)
+            slices = m.group_slices(probs, labels, group, group_names(group_attribute), threshold)
+            fairness[group_attribute][attribute] = {"groups": slices, "gaps": m.gaps(slices, min_group_count)}
+    largest: dict[str, Any] = {}
+    for metric in m.GAP_SUPPORT:
+        best = None
+        for group_attribute, rows in fairness.items():
+            for attribute, entry in rows.items():
+                gap = entry["gaps"][metric]
+                if gap["supported"] and (best is None or gap["gap"] > best["gap"]):
+                    best = {"gap": gap["gap"], "attribute": attribute, "group": group_attribute}
+        largest[metric] = best
+
+    return {
+        "split": test.split,
+        "threshold": threshold,
+        "threshold_criterion": criterion if val is not None else None,
+        "val_split_images": len(val.probs) if val is not None else None,
+        "ece_bins": bins,
+        "min_group_count": min_group_count,
+        "attributes": list(test.attributes),
+        "summary": summary,
+        "per_attribute": per_attribute,
+        "fairness": fairness,
+        "fairness_largest_gaps": largest,
+    }
+
+
+def confident_errors(
+    test: Predictions, attribute: str, count: int = 16, threshold: float = 0.5
+) -> list[dict[str, Any]]:
+    """The ``count`` wrong predictions of ``attribute`` made with the most confidence (probability
+    furthest from the true label), most confident first."""
+    probs, labels = test.column(attribute)
+    wrong = np.flatnonzero((probs > threshold) != (labels == 1))
+    wrong = wrong[np.argsort(-np.abs(probs[wrong] - labels[wrong]), kind="stable")][:count]
+    return [
+        {
+            "attribute": attribute,
+            "index": int(i),
+            "file": str(test.files[i]) if test.files else None,
+            "label": int(labels[i]),
+            "prob": float(probs[i]),
+            "kind": "false positive" if labels[i] == 0 else "false negative",
+        }
+        for i in wrong
+    ]
+
+
+# --- metrics.json and report.md ------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _f(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = [":---" if a == "l" else "---:" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """``report.md``: the summary, the per-attribute table sorted by accuracy, fairness, the figures."""
+    s = report["summary"]
+    per = report["per_attribute"]
+    tuned = report.get("threshold_criterion") is not None
+    source = report.get("source", {})
+    lines = [f"# Evaluation report: {source.get('checkpoint', 'predictions')}", ""]
+    if source:
+        details = [f"{k}: `{v}`" for k, v in source.items() if k != "checkpoint" and v is not None]
+        lines += ["- " + d for d in details] + [""]
+    lines += [
+        f"Split **{report['split']}**, {s['num_images']} images, {s['num_attributes']} attributes. An image is "
+        f"predicted positive when its probability exceeds {report['threshold']:g}.",
+        "",
+        "## Summary",
+        "",
+    ]
+    rows = [
+        [f"mean accuracy over {s['num_attributes']} attributes", _f(s["mean_acc"])],
+        ["mean majority-class baseline (always the more common label)", _f(s["mean_majority_baseline"])],
+        ["mean balanced accuracy", _f(s["mean_balanced_acc"])],
+        ["mean F1 (positive class)", _f(s["mean_f1"])],
+        ["mean AUROC", _f(s["mean_auroc"])],
+        [f"mean ECE ({report['ece_bins']} bins)", _f(s["mean_ece"])],
+    ]
+    if tuned:
+        rows += [
+            [
+                f"mean accuracy, thresholds tuned on val ({report['threshold_criterion']})",
+                _f(s["mean_acc_tuned"]),
+            ],
+            ["mean balanced accuracy, thresholds tuned on val", _f(s["mean_balanced_acc_tuned"])],
+        ]
+    lines += _table(["figure", "value"], rows) + [""]
+
+    lines += [
+        f"## Per attribute (threshold {report['threshold']:g}), sorted by accuracy, highest first",
+        "",
+    ]
+    header = ["attribute", "acc", "majority", "bal. acc", "F1", "AUROC", "ECE", "TPR", "FPR", "positives"]
+    if tuned:
+        header += ["tuned thr.", "acc @ tuned", "bal. acc @ tuned"]
+    order = sorted(per, key=lambda name: (-np.nan_to_num(per[name]["acc"], nan=-1.0), name))
+    rows = []
+    for name in order:
+        r = per[name]
+        row = [
+            name,
+            _f(r["acc"]),
+            _f(r["majority_baseline"]),
+            _f(r["balanced_acc"]),
+            _f(r["f1"]),
+            _f(r["auroc"]),
+            _f(r["ece"]),
+            _f(r["tpr"], 3),
+            _f(r["fpr"], 3),
+            f"{r['positives']} ({r['prevalence']:.1%})" if r["n"] else "0",
+        ]
+        if tuned:
+            row += [_f(r["tuned"]["threshold"], 3), _f(r["tuned"]["acc"]), _f(r["tuned"]["balanced_acc"])]
+        rows.append(row)
+    lines += _table(header, rows) + [""]
+    lines += [
+        "*majority*: the accuracy of always answering the split's more common label. *TPR*: share of the "
+        "attribute's images found; *FPR*: share of the others wrongly flagged. *ECE*: expected "
+        "calibration error of the predicted probability (see the reliability diagrams).",
+        "",
+    ]
+    if tuned:
+        lines += [
+            f"Tuned thresholds maximise {report['threshold_criterion']} on the validation split "
+            f"({report['val_split_images']} images) and are then applied to {report['split']} unchanged.",
+            "",
+        ]
+
+    fairness = report["fairness"]
+    if fairness:
+        lines += ["## Fairness slices", ""]
+        lines += [
+            f"Accuracy, TPR and FPR within groups defined by {', '.join(fairness)}; the gap is the "
+            f"absolute difference between the two groups. Gaps where a group has fewer than "
+            f"{report['min_group_count']} images behind the metric (all images for accuracy, positives for "
+            "TPR, negatives for FPR) are marked * and not ranked.",
+            "",
+            "Largest gap per metric:",
+            "",
+        ]
+        for metric, best in report["fairness_largest_gaps"].items():
+            label = {"acc": "accuracy", "tpr": "TPR", "fpr": "FPR"}[metric]
+            if best is None:
+                lines.append(f"- {label}: none with large enough groups")
+            else:
+                lines.append(f"- {label}: {best['gap']:.4f}, {best['attribute']} by {best['group']}")
+        lines.append("")
+        for group_attribute, entries in fairness.items():
+            yes, no = group_names(group_attribute)
+            lines += [f"### By {group_attribute}", ""]
+            header = [
+                "attribute",
+                f"n {yes} / {no}",
+                f"acc {yes}",
+                f"acc {no}",
+                "acc gap",
+                f"TPR {yes}",
+                f"TPR {no}",
+                "TPR gap",
+                f"FPR {yes}",
+                f"FPR {no}",
+                "FPR gap",
+            ]
+            rows = []
+            for name in sorted(
+                entries, key=lambda a: -np.nan_to_num(entries[a]["gaps"]["acc"]["gap"], nan=-1.0)
+            ):
+                g, gaps = entries[name]["groups"], entries[name]["gaps"]
+
+                def gap(metric: str, gaps: dict = gaps) -> str:
+                    return _f(gaps[metric]["gap"], 3) + ("" if gaps[metric]["supported"] else "*")
+
+                rows.append(
+                    [
+                        name,
+                        f"{g[yes]['n']} / {g[no]['n']}",
+                        _f(g[yes]["acc"], 3),
+                        _f(g[no]["acc"], 3),
+                        gap("acc"),
+                        _f(g[yes]["tpr"], 3),
+                        _f(g[no]["tpr"], 3),
+                        gap("tpr"),
+                        _f(g[yes]["fpr"], 3),
+                        _f(g[no]["fpr"], 3),
+                        gap("fpr"),
+                    ]
+                )
+            lines += _table(header, rows) + [""]
+
+    figures = report.get("figures", {})
+    if figures:
+        lines += ["## Figures", ""]
+        for title, files in figures.items():
+            lines += [f"### {title}", ""]
+            lines += [f"![{Path(f).stem}]({f})" for f in files] + [""]
+    errors = report.get("confident_errors", {})
+    if errors:
+        lines += ["## Most confident errors", ""]
+        for attribute, items in errors.items():
+            shown = ", ".join(
+                f"{Path(e['file']).name if e['file'] else e['index']} "
+                f"({'FP' if e['label'] == 0 else 'FN'}, p={e['prob']:.3f})"
+                for e in items[:8]
+            )
+            lines += [f"- {attribute}: {shown}" + (" ..." if len(items) > 8 else "")]
+        lines.append("")
+    curves = report.get("training_curves", {})
+    if curves:
+        lines += ["## Training curves", ""]
+        epochs = sorted({e for series in curves.values() for e, _ in series})
+        header = ["epoch", *curves]
+        values = {tag: dict(series) for tag, series in curves.items()}
+        rows = [[str(e), *(_f(values[tag].get(e)) for tag in curves)] for e in epochs]
+        lines += _table(header, rows) + [""]
+    return "\n".join(lines)
+
+
+# --- writing the folder --------------------------------------------------------------------------
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def write_report(
+    out: str | Path,
+    test: Predictions,
+    val: Predictions | None = None,
+    *,
+    plot_attributes: Sequence[str] | None = None,
+    curves: dict[str, list[tuple[int, float]]] | None = None,
+    load_image: Callable[[str], np.ndarray] | None = None,
+    errors: int = 16,
+    source: dict[str, Any] | None = None,
+    on_figure: Callable[[str, Path], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Compute the report and write ``out/metrics.json``, ``out/report.md`` and the PNGs.
+
+    ``plot_attributes``: the attributes that get a confusion matrix, ROC curve, reliability diagram,
+    fairness bars and error grid (default :func:`default_plot_attributes`); a summary figure covers
+    all, and a fairness heat map all when there are groups. ``load_image(file)`` gives an ``HxWx3``
+    array for the error grid (no grid without it). ``on_figure(name, path)`` is called for each PNG
+    written (to log it elsewhere). ``options`` go to :func:`compute_metrics`. Returns the report dict.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_attributes = list(
+        default_plot_attributes(test.attributes) if plot_attributes is None else plot_attributes
+    )
+    missing = [a for a in plot_attributes if a not in test.attributes]
+    if missing:
+        raise ValueError(f"plot attributes {missing} are not among the reported {test.attributes}")
+    report = compute_metrics(test, val, roc_attributes=plot_attributes, **options)
+    report["source"] = dict(source or {})
+    report["plot_attributes"] = plot_attributes
+    figures: dict[str, list[str]] = {}
+    threshold = report["threshold"]
+
+    def emit(section: str, name: str, figure: Any) -> None:
+        path = plots.save_png(figure, out / f"{name}.png")
+        figures.setdefault(section, []).append(path.name)
+        if on_figure is not None:
+            on_figure(name, path)
+
+    per = report["per_attribute"]
+    emit(
+        "All attributes",
+        "summary",
+        plots.summary(
+            test.attributes,
+            [per[a]["acc"] for a in test.attributes],
+            [per[a]["majority_baseline"] for a in test.attributes],
+            [per[a]["auroc"] for a in test.attributes],
+            [per[a]["ece"] for a in test.attributes],
+            test.split,
+        ),
+    )
+    if report["fairness"]:
+        columns, names, gap_rows, supported_rows = [], [], [], []
+        for group_attribute in report["fairness"]:
+            columns += [f"{group_attribute}: {label}" for label in ("acc", "TPR", "FPR")]
+        for attribute in test.attributes:
+            gaps_row, supported_row = [], []
+            for entries in report["fairness"].values():
+                for metric in m.GAP_SUPPORT:
+                    gap = entries.get(attribute, {}).get("gaps", {}).get(metric)
+                    gaps_row.append(m.NAN if gap is None else gap["gap"])
+                    supported_row.append(False if gap is None else gap["supported"])
+            names.append(attribute)
+            gap_rows.append(gaps_row)
+            supported_rows.append(supported_row)
+        emit(
+            "All attributes",
+            "fairness_gaps",
+            plots.fairness_gaps(names, columns, np.array(gap_rows), np.array(supported_rows), test.split),
+        )
+    if curves:
+        emit(
+            "Training",
+            "training_curves",
+            plots.training_curves(curves, f"training curves ({len(curves)} series)"),
+        )
+
+    report["confident_errors"] = {}
+    for attribute in plot_attributes:
+        probs, labels = test.column(attribute)
+        r = per[attribute]
+        slug = _safe(attribute)
+        counts = m.Counts(r["tp"], r["fp"], r["tn"], r["fn"])
+        emit(attribute, f"confusion_{slug}", plots.confusion_matrix(counts, attribute, threshold, test.split))
+        fpr, tpr, _ = m.roc_curve(probs, labels)
+        points = [(f"threshold {threshold:g}", r["fpr"], r["tpr"])]
+        if "tuned" in r:
+            tuned = m.confusion(probs, labels, r["tuned"]["threshold"]).rates()
+            points.append((f"val-tuned threshold {r['tuned']['threshold']:.3f}", tuned["fpr"], tuned["tpr"]))
+        emit(attribute, f"roc_{slug}", plots.roc(fpr, tpr, r["auroc"], attribute, test.split, points))
+        emit(attribute, f"reliability_{slug}", plots.reliability(r["reliability"], attribute, test.split))
+        slices = {g: e[attribute]["groups"] for g, e in report["fairness"].items() if attribute in e}
+        if slices:
+            emit(attribute, f"fairness_{slug}", plots.fairness_bars(slices, attribute, test.split))
+        found = confident_errors(test, attribute, errors, threshold)
+        report["confident_errors"][attribute] = found
+        if load_image is not None and test.files:
+            images = [load_image(e["file"]) for e in found]
+            captions = [
+                f"{'FP' if e['label'] == 0 else 'FN'}: p={e['prob']:.3f}\n{Path(e['file']).name}"
+                for e in found
+            ]
+            title = (
+                f"{attribute}: the {len(found)} most confident errors ({test.split}), p = predicted probability\n"
+                f"FP: predicted {attribute}, labelled not; FN: labelled {attribute}, predicted not"
+            )
+            emit(attribute, f"errors_{slug}", plots.error_grid(images, captions, title))
+    report["figures"] = figures
+    report["training_curves"] = {tag: [[e, v] for e, v in series] for tag, series in (curves or {}).items()}
+    with atomic_write(out / "metrics.json") as handle:
+        json.dump(_jsonable(report), handle, indent=1, allow_nan=False)
+    with atomic_write(out / "report.md") as handle:
+        handle.write(markdown(report))
+    return report
