@@ -15,6 +15,7 @@ from smile.data.dataset import ImageAttributes
 from smile.data.layouts import CelebALayout, detect_layout, read_attributes, read_partition, split_files
 from smile.data.transforms import eval_transform, train_transform
 from smile.errors import DataError
+from smile.photos import PhotoFaces
 
 
 def default_num_workers() -> int:
@@ -37,6 +38,12 @@ class CelebADataModule(pl.LightningDataModule):
         synthetic_images: when set and ``root`` holds no dataset, generate a synthetic CelebA-format
             dataset of this many images there first (the demo's way of running without downloads).
         synthetic_seed: seed of the synthetic generator.
+        predict_path: predict on the photos of this file or folder (recursively) instead of the test
+            split: faces are found, aligned to CelebA's framing, and each gets a CSV row
+            (:mod:`smile.photos`). The CelebA files under ``root`` are then not needed.
+        aligned: the ``predict_path`` images are already aligned CelebA-style crops: skip detection.
+        detector: face detector for ``predict_path`` (``auto``, ``mtcnn``, ``yunet``, ``haar``).
+        annotate_dir: with ``predict_path``, also write copies of the photos with boxes and labels here.
     """
 
     def __init__(
@@ -51,6 +58,10 @@ class CelebADataModule(pl.LightningDataModule):
         num_workers: int | None = None,
         synthetic_images: int | None = None,
         synthetic_seed: int = 0,
+        predict_path: str | None = None,
+        aligned: bool = False,
+        detector: str = "auto",
+        annotate_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.attributes = resolve_attributes(attributes)
@@ -66,6 +77,7 @@ class CelebADataModule(pl.LightningDataModule):
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.datasets: dict[str, ImageAttributes] = {}
         self.layout: CelebALayout | None = None
+        self.photos: PhotoFaces | None = None
 
     @property
     def num_attributes(self) -> int:
@@ -73,13 +85,33 @@ class CelebADataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Generate the synthetic dataset when asked to and absent (runs on one process only)."""
+        if self._predicting_photos():
+            return
         if self.hparams.synthetic_images:
             from smile.synthetic import generate_dataset, is_complete
 
             if not is_complete(self.root):
                 generate_dataset(self.root, self.hparams.synthetic_images, seed=self.hparams.synthetic_seed)
 
+    def _predicting_photos(self, stage: str | None = None) -> bool:
+        """Whether this is a predict run on ``predict_path`` (which needs nothing under ``root``)."""
+        if not self.hparams.predict_path:
+            return False
+        if stage is None and self.trainer is not None:
+            stage = getattr(self.trainer.state.fn, "value", self.trainer.state.fn)
+        return stage == "predict"
+
     def setup(self, stage: str | None = None) -> None:
+        if self._predicting_photos(stage):
+            if self.photos is None:
+                self.photos = PhotoFaces.from_path(
+                    self.hparams.predict_path,
+                    eval_transform(self.hparams.image_size),
+                    aligned=self.hparams.aligned,
+                    detector=self.hparams.detector,
+                    annotate_dir=self.hparams.annotate_dir,
+                )
+            return
         if self.datasets:
             return
         self.layout = detect_layout(self.root)
@@ -126,7 +158,10 @@ class CelebADataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        """Predictions are made on the test split."""
+        """Predictions are made on the test split, or on the faces of ``predict_path``."""
+        if self.photos is not None:
+            # no worker processes: crops are cut with OpenCV, which can hang in forked workers
+            return DataLoader(self.photos, batch_size=self.hparams.batch_size, shuffle=False, num_workers=0)
         return self._loader("test", shuffle=False)
 
     def predict_files(self) -> list[Path]:
