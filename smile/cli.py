@@ -24,7 +24,7 @@ from smile.system import AttributeClassifier
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 #: Further commands: name -> module whose ``main(argv) -> int`` runs it.
-EXTRA_COMMANDS: dict[str, str] = {"download": "smile.download"}
+EXTRA_COMMANDS: dict[str, str] = {"download": "smile.download", "export": "smile.export"}
 
 
 class SmileCLI(LightningCLI):
