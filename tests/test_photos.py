@@ -193,19 +193,54 @@ def test_missing_predict_path_is_a_short_error(smiling_checkpoint: Path, tmp_pat
 # --- agreement with the aligned originals ----------------------------------------------------------------
 
 
-@needs_mtcnn
-def test_detect_align_predict_agrees_with_the_aligned_originals(
-    smiling_checkpoint: Path, sample_root: Path, tmp_path: Path
-) -> None:
-    """Real test-split faces are put into "photos" (scaled 0.7-1.6x, rotated up to 10 degrees, on clutter,
-    saved as JPEG); the faces found and aligned in them must get the predictions of the originals.
+def _pixel_smile_classifier(sample_root: Path, count: int = 1000):
+    """A Smiling classifier trained in closed form: ridge regression on the standardised grey levels of
+    the 64x64 network input (averaged down to 32x32) of the first ``count`` training images, squashed by a
+    sigmoid. 87% accurate on the sample's test split, and sensitive to framing (every weight belongs to a
+    pixel), so it makes a strict judge of crops; training the CNN that far takes minutes, not seconds."""
+    from smile.data.layouts import read_attributes
 
-    The checkpoint's probabilities spread widely over faces (mean |p_i - p_j| about 0.3), so the limits
-    say: a photo's prediction lies far closer to its own original's than two faces' predictions lie to
-    each other, and almost all labels stay the same."""
+    table = read_attributes(sample_root / "list_attr_celeba.txt")
+    transform = eval_transform(64)
+    images = torch.stack(
+        [
+            transform(Image.open(sample_root / "img_align_celeba" / n).convert("RGB"))
+            for n in table.files[:count]
+        ]
+    )
+
+    def grey(batch: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(batch.mean(1, keepdim=True), 2).flatten(1).double()
+
+    mean, std = grey(images).mean(0), grey(images).std(0) + 1e-6
+
+    def features(batch: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(grey(batch) - mean) / std, torch.ones(len(batch), 1, dtype=torch.float64)], 1)
+
+    design = features(images)
+    targets = torch.as_tensor(table.columns(["Smiling"])[:count, 0], dtype=torch.float64) * 2 - 1
+    ridge = 100.0 * torch.eye(design.shape[1], dtype=torch.float64)
+    weights = torch.linalg.solve(design.T @ design + ridge, design.T @ targets)
+    scale = 2.0 / float((design @ weights).std())  # logits with a standard deviation of 2
+
+    def predict(batch: torch.Tensor) -> np.ndarray:
+        return torch.sigmoid(scale * features(batch) @ weights).numpy()
+
+    return predict
+
+
+@needs_mtcnn
+def test_detect_align_predict_agrees_with_the_aligned_originals(sample_root: Path, tmp_path: Path) -> None:
+    """Real test-split faces are put into "photos" (scaled 0.7-1.6x, rotated up to 10 degrees, on clutter,
+    saved as JPEG), which go through the predict path's dataset (MTCNN, alignment, eval transform); a
+    smiling classifier must then give the crops the probabilities it gives the original aligned images.
+
+    Measured on ids 005511-005534: framing error 1.6 px; mean |p_photo - p_original| 0.19 times the mean
+    distance between two faces' probabilities; correlation 0.94; 22 of 24 labels the same (ids
+    005535-005599: 0.17, 0.96, 95%). The limits leave room for other platforms' JPEG and resampling."""
     from smile.faces import framing_error, make_photo
 
-    model = _load_model(smiling_checkpoint)
+    predict = _pixel_smile_classifier(sample_root)
     transform = eval_transform(64)
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -224,16 +259,19 @@ def test_detect_align_predict_agrees_with_the_aligned_originals(
         best = min(faces, key=lambda k: framing_error(matrix, dataset.rows[dataset.row_of[k]].transform))
         chosen.append(best)
         errors.append(framing_error(matrix, dataset.rows[dataset.row_of[best]].transform))
-    p_original = _probabilities(model, originals)[:, 0]
-    p_photo = _probabilities(model, [dataset[k][0] for k in chosen])[:, 0]
+    p_original = predict(torch.stack(originals))
+    p_photo = predict(torch.stack([dataset[k][0] for k in chosen]))
     difference = np.abs(p_photo - p_original).mean()
-    spread = np.abs(p_original[:, None] - p_original[None, :]).sum() / (
-        len(p_original) * (len(p_original) - 1)
-    )
+    pairs = len(p_original) * (len(p_original) - 1)
+    spread = np.abs(p_original[:, None] - p_original[None, :]).sum() / pairs
     agreement = ((p_photo >= 0.5) == (p_original >= 0.5)).mean()
+    correlation = np.corrcoef(p_photo, p_original)[0, 1]
     summary = (
-        f"framing {np.mean(errors):.2f}px, |dp| {difference:.3f}, spread {spread:.3f}, agree {agreement:.2f}"
+        f"framing {np.mean(errors):.2f}px, |dp| {difference:.3f}, spread {spread:.3f}, "
+        f"agree {agreement:.2f}, correlation {correlation:.2f}"
     )
-    assert spread > 0.15, summary  # the model tells faces apart, so the comparison means something
-    assert difference < 0.25 * spread, summary
-    assert agreement >= 0.9, summary
+    assert np.mean(errors) < 4.0, summary
+    assert spread > 0.2, summary  # the classifier tells faces apart, so agreement means something
+    assert difference < 0.3 * spread, summary
+    assert correlation > 0.85, summary
+    assert agreement >= 0.85, summary
