@@ -55,6 +55,13 @@ class PhotoRow:
     transform: np.ndarray | None = None
 
 
+def predict_shorthands(args: list[str]) -> list[str]:
+    """``predict ... --aligned`` (no value) means ``--data.aligned=true``."""
+    if not args or args[0] != "predict":
+        return args
+    return ["--data.aligned=true" if arg == "--aligned" else arg for arg in args]
+
+
 def load_photo(path: Path) -> Image.Image:
     """Open an image file as RGB, turned upright by its EXIF orientation (phone photos)."""
     with Image.open(path) as image:

@@ -97,7 +97,7 @@ def test_predict_aligned_images_needs_no_detector_and_no_training_data(
     (photos / "more" / "broken.jpg").write_bytes(files[0].read_bytes()[:500])
     os.chdir(tmp_path)
     args = ["predict", "--ckpt_path", str(smiling_checkpoint), "--data.predict_path", "aligned"]
-    assert main([*args, "--data.aligned", "true", *QUIET]) == 0
+    assert main([*args, "--aligned", *QUIET]) == 0  # short for --data.aligned true
     rows = _read_csv(tmp_path)
     assert [Path(row["image"]).name for row in rows] == [
         files[0].name,
@@ -275,3 +275,16 @@ def test_detect_align_predict_agrees_with_the_aligned_originals(sample_root: Pat
     assert difference < 0.3 * spread, summary
     assert correlation > 0.85, summary
     assert agreement >= 0.85, summary
+
+
+def test_aligned_shorthand_only_for_predict() -> None:
+    from smile.photos import predict_shorthands
+
+    assert predict_shorthands(["predict", "--aligned", "--x", "1"]) == [
+        "predict",
+        "--data.aligned=true",
+        "--x",
+        "1",
+    ]
+    assert predict_shorthands(["fit", "--aligned"]) == ["fit", "--aligned"]
+    assert predict_shorthands([]) == []
