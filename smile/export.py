@@ -36,7 +36,7 @@ import io
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,25 +216,35 @@ def to_torchscript(model: nn.Module, metadata: dict[str, Any]) -> bytes:
 
     with warnings.catch_warnings(), _jit_is_scripting():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, (_example(metadata),))
+        traced = torch.jit.trace(model, (_example(metadata),), check_trace=False)  # export() checks
         buffer = io.BytesIO()
         torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(metadata)})
     return buffer.getvalue()
 
 
-def run_exported(path: str | Path, images: Tensor) -> Tensor:
-    """Probabilities from an exported file (``.onnx`` through onnxruntime, else TorchScript)."""
+def load_exported(path: str | Path) -> Callable[[Tensor], Tensor]:
+    """A function images -> probabilities that runs an exported file (``.onnx`` through onnxruntime,
+    else TorchScript)."""
     path = Path(path)
     if path.suffix == ".onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return torch.from_numpy(session.run(None, {INPUT_NAME: images.numpy()})[0])
+        return lambda images: torch.from_numpy(session.run(None, {INPUT_NAME: images.numpy()})[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module = torch.jit.load(str(path), map_location="cpu")
-    with torch.no_grad():
-        return module(images)
+
+    def run(images: Tensor) -> Tensor:
+        with torch.no_grad():
+            return module(images)
+
+    return run
+
+
+def run_exported(path: str | Path, images: Tensor) -> Tensor:
+    """Probabilities from an exported file."""
+    return load_exported(path)(images)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

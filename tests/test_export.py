@@ -10,7 +10,7 @@ from PIL import Image
 
 from smile.cli import main
 from smile.data.transforms import eval_transform
-from smile.export import read_metadata, run_exported
+from smile.export import load_exported, read_metadata
 from smile.system import AttributeClassifier
 
 TOLERANCE = 1e-4
@@ -55,12 +55,13 @@ def test_exported_model_matches_the_checkpoint(
     out = tmp_path / f"model{suffix}"
     assert main(["export", "--ckpt_path", str(smiling_checkpoint), "--format", fmt, "--out", str(out)]) == 0
     generator = torch.Generator().manual_seed(3)
+    run = load_exported(out)
     for images in (
         torch.rand(1, 3, 64, 64, generator=generator),
         torch.rand(7, 3, 64, 64, generator=generator),  # any batch size
         real_images,
     ):
-        got = run_exported(out, images)
+        got = run(images)
         expected = _expected(model, images)
         assert got.shape == expected.shape == (len(images), 1)
         assert (got - expected).abs().max() <= TOLERANCE
