@@ -119,6 +119,7 @@ class PhotoFaces(Dataset):
         self.transform = transform
         self.root = root
         self.annotate_dir = None if annotate_dir is None else Path(annotate_dir)
+        self._last: tuple[Path, Image.Image] | None = None  # a photo's faces come one after another
 
     @classmethod
     def from_path(
@@ -189,10 +190,14 @@ class PhotoFaces(Dataset):
     def crop(self, index: int) -> Image.Image:
         """The 178x218 CelebA-framed crop of the ``index``-th face."""
         row = self.rows[self.row_of[index]]
-        try:
-            image = load_photo(row.image)
-        except Exception as err:
-            raise DataError(f"{row.image}: could not be read again ({_reason(err)})") from err
+        if self._last is not None and self._last[0] == row.image:
+            image = self._last[1]
+        else:
+            try:
+                image = load_photo(row.image)
+            except Exception as err:
+                raise DataError(f"{row.image}: could not be read again ({_reason(err)})") from err
+            self._last = (row.image, image)
         if row.transform is None:
             return (
                 image if image.size == ALIGNED_SIZE else image.resize(ALIGNED_SIZE, Image.Resampling.BICUBIC)

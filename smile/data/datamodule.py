@@ -165,6 +165,8 @@ class CelebADataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_files(self) -> list[Path]:
-        """The image files of :meth:`predict_dataloader`, in order."""
+        """The image files of :meth:`predict_dataloader`, in order (a photo once per face)."""
+        if self.photos is not None:
+            return [self.photos.rows[i].image for i in self.photos.row_of]
         dataset = self.datasets["test"]
         return [dataset.image_dir / name for name in dataset.files]
