@@ -249,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-split", default="val", choices=("train", "val", "test"))
     parser.add_argument("--threads", type=int, default=1, help="threads for both (default 1)")
     parser.add_argument("--photos", type=int, default=0, help="also run N synthetic photos (default 0)")
+    parser.add_argument(
+        "--haar-from",
+        type=Path,
+        help="reuse the Haar setting of an earlier --out JSON instead of tuning again",
+    )
     parser.add_argument("--limit", type=int, help="use only the first N images of each split (quick runs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
@@ -279,10 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     truth = np.array(labels)
     for path in files:  # read once, so that neither method pays for the first disk read
         path.read_bytes()
-    print(
-        f"{source}: tuning the Haar rule on {args.tune_split} ({len(tune_files)} images) ...", file=sys.stderr
-    )
-    rule, tuning = tune_haar(tune_files, tune_labels)
+    if args.haar_from:
+        earlier = json.loads(args.haar_from.read_text())
+        settings = earlier["haar_settings"]
+        rule = HaarSmile(
+            settings["region"], settings["enlarge"], settings["scaleFactor"], settings["threshold"]
+        )
+        tuning = earlier["haar_tuning"]
+    else:
+        print(
+            f"{source}: tuning the Haar rule on {args.tune_split} ({len(tune_files)} images) ...",
+            file=sys.stderr,
+        )
+        rule, tuning = tune_haar(tune_files, tune_labels)
     haar_pred, haar_speed = run_haar(rule, files)
     probs, model_speed = run_model(model, index, size, files)
     rows = [
