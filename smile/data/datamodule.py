@@ -160,7 +160,8 @@ class CelebADataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Predictions are made on the test split, or on the faces of ``predict_path``."""
         if self.photos is not None:
-            # no worker processes: crops are cut with OpenCV, which can hang in forked workers
+            # crops are cut in this process (OpenCV thread pools and forked workers mix badly); the
+            # detection in setup costs far more anyway
             return DataLoader(self.photos, batch_size=self.hparams.batch_size, shuffle=False, num_workers=0)
         return self._loader("test", shuffle=False)
 
