@@ -29,6 +29,17 @@ class PredictionWriter(BasePredictionWriter):
         self.filename = filename
         self.path: Path | None = None
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._photos_written = False
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Photos without a single face leave the predict loop nothing to run, so no epoch end: their
+        # no_face / unreadable rows are written here.
+        photos = getattr(trainer.datamodule, "photos", None)
+        if getattr(stage, "value", stage) == "predict" and photos is not None and not self._photos_written:
+            self.write_on_epoch_end(trainer, pl_module, [torch.zeros(0, len(pl_module.attributes))], [])
+
     def write_on_epoch_end(
         self,
         trainer: pl.Trainer,
@@ -36,13 +47,20 @@ class PredictionWriter(BasePredictionWriter):
         predictions: Sequence[Any],
         batch_indices: Sequence[Any],
     ) -> None:
-        files = trainer.datamodule.predict_files()
         probs = torch.cat([torch.as_tensor(batch) for batch in predictions]).float()
         indices = (
             [index for batch in batch_indices[0] for index in batch] if batch_indices else range(len(probs))
         )
         name = self.filename if trainer.world_size == 1 else f"rank{trainer.global_rank}-{self.filename}"
         self.path = Path(trainer.log_dir or ".") / name
+        photos = getattr(trainer.datamodule, "photos", None)
+        if photos is not None:  # --data.predict_path: rows per face, with boxes and statuses
+            from smile.photos import write_predictions
+
+            write_predictions(photos, probs, indices, pl_module.attributes, self.path)
+            self._photos_written = True
+            return
+        files = trainer.datamodule.predict_files()
         with atomic_write(self.path, newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["image", *pl_module.attributes])

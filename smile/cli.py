@@ -20,11 +20,16 @@ from smile.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
 from smile.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
 from smile.data.datamodule import CelebADataModule
 from smile.errors import SmileError
+from smile.photos import predict_shorthands
 from smile.system import AttributeClassifier
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 #: Further commands: name -> module whose ``main(argv) -> int`` runs it.
-EXTRA_COMMANDS: dict[str, str] = {"download": "smile.download", "report": "smile.evaluation.runner"}
+EXTRA_COMMANDS: dict[str, str] = {
+    "download": "smile.download",
+    "report": "smile.evaluation.runner",
+    "export": "smile.export",
+}
 
 
 class SmileCLI(LightningCLI):
@@ -127,7 +132,7 @@ def run_lightning(args: list[str]) -> None:
     SmileCLI(
         AttributeClassifier,
         CelebADataModule,
-        args=checkpoint_arguments(args),
+        args=checkpoint_arguments(predict_shorthands(args)),
         trainer_defaults={"callbacks": [LastCheckpoint(), PredictionWriter()]},
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},

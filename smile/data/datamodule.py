@@ -17,6 +17,7 @@ from smile.data.dataset import ImageAttributes
 from smile.data.layouts import CelebALayout, detect_layout, read_attributes, read_partition, split_files
 from smile.data.transforms import eval_transform, train_transform
 from smile.errors import DataError
+from smile.photos import PhotoFaces
 
 
 def default_num_workers() -> int:
@@ -47,6 +48,12 @@ class CelebADataModule(pl.LightningDataModule):
         cache_on_device: keep a split's cache in GPU memory (``auto``: when it takes at most half of
             the free memory); ignored when training on the CPU.
         cache_decoder: how the cache is built: ``pil`` (default), ``pil-exact`` or ``torchvision``.
+        predict_path: predict on the photos of this file or folder (recursively) instead of the test
+            split: faces are found, aligned to CelebA's framing, and each gets a CSV row
+            (:mod:`smile.photos`). The CelebA files under ``root`` are then not needed.
+        aligned: the ``predict_path`` images are already aligned CelebA-style crops: skip detection.
+        detector: face detector for ``predict_path`` (``auto``, ``mtcnn``, ``yunet``, ``haar``).
+        annotate_dir: with ``predict_path``, also write copies of the photos with boxes and labels here.
     """
 
     def __init__(
@@ -65,6 +72,10 @@ class CelebADataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         cache_on_device: bool | Literal["auto"] = "auto",
         cache_decoder: Literal["pil", "pil-exact", "torchvision"] = "pil",
+        predict_path: str | None = None,
+        aligned: bool = False,
+        detector: str = "auto",
+        annotate_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.attributes = resolve_attributes(attributes)
@@ -87,6 +98,7 @@ class CelebADataModule(pl.LightningDataModule):
         self.caches: dict[str, Any] = {}  # split -> smile.data.cache.DecodedCache, opened on first use
         self.table = None  # the AttributeTable, all 40 columns: for reports on other attributes
         self.split_rows: dict[str, np.ndarray] = {}  # rows of ``table`` in each split, in loader order
+        self.photos: PhotoFaces | None = None
 
     @property
     def num_attributes(self) -> int:
@@ -95,6 +107,8 @@ class CelebADataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Generate the synthetic dataset when asked to and absent, and build the decoded caches the
         run needs (runs on one process per node; the others find the caches built)."""
+        if self._predicting_photos():
+            return
         if self.hparams.synthetic_images:
             from smile.synthetic import generate_dataset, is_complete
 
@@ -107,7 +121,25 @@ class CelebADataModule(pl.LightningDataModule):
             for split in splits_for(self.trainer):
                 self.split_cache(split)
 
+    def _predicting_photos(self, stage: str | None = None) -> bool:
+        """Whether this is a predict run on ``predict_path`` (which needs nothing under ``root``)."""
+        if not self.hparams.predict_path:
+            return False
+        if stage is None and self.trainer is not None:
+            stage = getattr(self.trainer.state.fn, "value", self.trainer.state.fn)
+        return stage == "predict"
+
     def setup(self, stage: str | None = None) -> None:
+        if self._predicting_photos(stage):
+            if self.photos is None:
+                self.photos = PhotoFaces.from_path(
+                    self.hparams.predict_path,
+                    eval_transform(self.hparams.image_size),
+                    aligned=self.hparams.aligned,
+                    detector=self.hparams.detector,
+                    annotate_dir=self.hparams.annotate_dir,
+                )
+            return
         if self.datasets:
             return
         self.layout = detect_layout(self.root)
@@ -192,11 +224,17 @@ class CelebADataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        """Predictions are made on the test split."""
+        """Predictions are made on the test split, or on the faces of ``predict_path``."""
+        if self.photos is not None:
+            # crops are cut in this process (OpenCV thread pools and forked workers mix badly); the
+            # detection in setup costs far more anyway
+            return DataLoader(self.photos, batch_size=self.hparams.batch_size, shuffle=False, num_workers=0)
         return self._loader("test", shuffle=False)
 
     def predict_files(self) -> list[Path]:
-        """The image files of :meth:`predict_dataloader`, in order."""
+        """The image files of :meth:`predict_dataloader`, in order (a photo once per face)."""
+        if self.photos is not None:
+            return [self.photos.rows[i].image for i in self.photos.row_of]
         dataset = self.datasets["test"]
         return [dataset.image_dir / name for name in dataset.files]
 

@@ -1,0 +1,338 @@
+"""``python -m smile export``: a checkpoint as an ONNX or TorchScript file that runs without this project.
+
+The exported model takes a batch of aligned face images, ``(N, 3, S, S)`` RGB in NCHW layout (``S`` is
+the run's ``data.image_size``, 64 by default), and returns ``(N, K)`` probabilities, one per attribute.
+By default the input is float32 in [0, 1] (what ``torchvision.transforms.ToTensor`` gives);
+``--input_dtype uint8`` exports a model that takes the raw 0-255 pixels instead. Anything the
+evaluation transform does after ``ToTensor`` (a ``Normalize``, say) is built into the exported graph.
+
+The images must be prepared as in training: the face aligned to CelebA's 178x218 framing
+(``img_align_celeba``; :class:`smile.faces.FaceAligner` for other photos), the central 178x178 crop,
+resized to SxS. The file records this, the attribute names and the checkpoint it came from as JSON
+(:data:`METADATA_KEY`): in the ONNX model's ``metadata_props`` (plus ``attributes`` and
+``preprocessing`` as separate keys), and in the TorchScript archive as the extra file
+``smile.json``::
+
+    import json, onnxruntime
+    session = onnxruntime.InferenceSession("best.onnx")
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["smile"])
+    probs = session.run(None, {"images": batch})[0]  # batch: float32 (N, 3, 64, 64) in [0, 1]
+
+    import torch
+    extra = {"smile.json": ""}
+    model = torch.jit.load("best.torchscript.pt", _extra_files=extra)
+    meta = json.loads(extra["smile.json"])
+
+After writing, the file is loaded back (ONNX through onnxruntime when installed) and checked against the
+checkpoint's own predictions on random images, to 1e-4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import io
+import json
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchvision import transforms
+
+from smile.checkpoints import load_checkpoint, resolve_checkpoint
+from smile.data.transforms import CROP_SIZE, eval_transform
+from smile.errors import SmileError
+from smile.io import atomic_write
+from smile.system import AttributeClassifier
+
+FORMATS = ("onnx", "torchscript")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+INPUT_DTYPES = ("float32", "uint8")
+METADATA_KEY = "smile"
+EXTRA_FILE = "smile.json"
+INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
+TOLERANCE = 1e-4
+
+
+class ExportError(SmileError):
+    """The model cannot be exported, or the exported file does not reproduce the checkpoint."""
+
+
+class ProbabilityModel(nn.Module):
+    """``(N, 3, S, S)`` images -> ``(N, K)`` probabilities: the classifier's ``predict_step`` behind the
+    tensor steps of the evaluation transform, with ``uint8`` input first scaled to [0, 1]."""
+
+    def __init__(
+        self, classifier: AttributeClassifier, tensor_steps: Sequence[nn.Module], uint8: bool
+    ) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.tensor_steps = nn.Sequential(*tensor_steps)
+        self.uint8 = uint8
+
+    def forward(self, images: Tensor) -> Tensor:
+        if self.uint8:
+            images = images.float() / 255.0
+        return self.classifier.predict_step(self.tensor_steps(images), 0)
+
+
+def split_transform(transform: transforms.Compose) -> tuple[list[Any], list[nn.Module]]:
+    """The steps of ``transform`` before ``ToTensor`` (done by the caller, on the image) and after it
+    (built into the export; they must be tensor modules)."""
+    steps = list(transform.transforms)
+    cut = next((i for i, step in enumerate(steps) if isinstance(step, transforms.ToTensor)), None)
+    if cut is None:
+        raise ExportError(f"the evaluation transform has no ToTensor step: {transform}")
+    after = steps[cut + 1 :]
+    for step in after:
+        if not isinstance(step, nn.Module):
+            raise ExportError(f"cannot build the evaluation transform's step {step!r} into the export")
+    return steps[:cut], after
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def load_for_export(
+    checkpoint_path: str | Path, input_dtype: str = "float32"
+) -> tuple[ProbabilityModel, dict[str, Any]]:
+    """The checkpoint's model wrapped for export (eval mode, on the CPU) and the metadata to record."""
+    if input_dtype not in INPUT_DTYPES:
+        raise ExportError(f"input dtype {input_dtype!r}: choose one of {', '.join(INPUT_DTYPES)}")
+    path = Path(checkpoint_path)
+    checkpoint = load_checkpoint(path)
+    classifier = AttributeClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    classifier.eval()
+    data = checkpoint.get("datamodule_hyper_parameters", {})
+    size = int(data.get("image_size", 64))
+    transform = eval_transform(size)
+    before, after = split_transform(transform)
+    model = ProbabilityModel(classifier, after, uint8=input_dtype == "uint8").eval()
+    value_range = [0, 255] if input_dtype == "uint8" else [0.0, 1.0]
+    scaling = (
+        "the 0-255 pixel values as they are" if input_dtype == "uint8" else "pixel values divided by 255"
+    )
+    preprocessing = (
+        f"Align the face to CelebA's 178x218 framing (eyes, nose and mouth corners where img_align_celeba "
+        f"has them; smile.faces.FaceAligner does this for any photo), take the central {CROP_SIZE}x{CROP_SIZE} "
+        f"crop (rows 20-197 of the 218), resize it to {size}x{size} with bilinear interpolation and "
+        f"antialiasing (torchvision Resize on a PIL image, i.e. PIL's BILINEAR), and give the RGB channels "
+        f"in NCHW layout as {input_dtype}: {scaling}."
+    )
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    metadata = {
+        "format_version": 1,
+        "attributes": list(classifier.attributes),
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", 3, size, size],
+            "layout": "NCHW",
+            "channels": "RGB",
+            "dtype": input_dtype,
+            "value_range": value_range,
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", len(classifier.attributes)],
+            "dtype": "float32",
+            "meaning": "probability of each attribute, in the order of 'attributes'; 0.5 is the threshold "
+            "the training metrics use",
+        },
+        "preprocessing": preprocessing,
+        "image_transform": [repr(step) for step in before],
+        "built_in_transform": [repr(step) for step in after],
+        "checkpoint": {
+            "file": path.name,
+            "sha256": _sha256(path),
+            "epoch": checkpoint.get("epoch"),
+            "global_step": checkpoint.get("global_step"),
+        },
+        "model": hparams,
+        "producer": {"smile": _version("smile"), "torch": torch.__version__},
+    }
+    return model, metadata
+
+
+def _example(metadata: dict[str, Any], batch: int = 2, seed: int = 0) -> Tensor:
+    _, channels, height, width = metadata["input"]["shape"]
+    generator = torch.Generator().manual_seed(seed)
+    if metadata["input"]["dtype"] == "uint8":
+        return torch.randint(0, 256, (batch, channels, height, width), dtype=torch.uint8, generator=generator)
+    return torch.rand(batch, channels, height, width, generator=generator)
+
+
+def to_onnx(model: nn.Module, metadata: dict[str, Any], opset: int = 17) -> bytes:
+    """The ONNX model, as bytes, with the metadata in its ``metadata_props``."""
+    try:
+        import onnx
+    except ImportError as err:
+        raise ExportError("ONNX export needs the onnx package: pip install 'smile[export]'") from err
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated, not gone
+        torch.onnx.export(
+            model,
+            (_example(metadata),),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.doc_string = "smile attribute classifier: " + metadata["preprocessing"]
+    for key, value in (
+        (METADATA_KEY, json.dumps(metadata)),
+        ("attributes", json.dumps(metadata["attributes"])),
+        ("preprocessing", metadata["preprocessing"]),
+    ):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def to_torchscript(model: nn.Module, metadata: dict[str, Any]) -> bytes:
+    """The traced TorchScript archive, as bytes, with the metadata as the extra file ``smile.json``."""
+    from pytorch_lightning.core.module import _jit_is_scripting  # lets tracing look the module over
+
+    with warnings.catch_warnings(), _jit_is_scripting():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, (_example(metadata),), check_trace=False)  # export() checks
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(metadata)})
+    return buffer.getvalue()
+
+
+def load_exported(path: str | Path) -> Callable[[Tensor], Tensor]:
+    """A function images -> probabilities that runs an exported file (``.onnx`` through onnxruntime,
+    else TorchScript)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda images: torch.from_numpy(session.run(None, {INPUT_NAME: images.numpy()})[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.load(str(path), map_location="cpu")
+
+    def run(images: Tensor) -> Tensor:
+        with torch.no_grad():
+            return module(images)
+
+    return run
+
+
+def run_exported(path: str | Path, images: Tensor) -> Tensor:
+    """Probabilities from an exported file."""
+    return load_exported(path)(images)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of an exported file."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props[METADATA_KEY])
+    extra = {EXTRA_FILE: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return json.loads(extra[EXTRA_FILE])
+
+
+def check_export(path: Path, model: nn.Module, metadata: dict[str, Any]) -> float | None:
+    """Largest difference between the file's and the model's probabilities on 8 random images; raises
+    :class:`ExportError` above :data:`TOLERANCE`. ``None`` when ONNX cannot be run (no onnxruntime)."""
+    if path.suffix == ".onnx":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return None
+    images = _example(metadata, batch=8, seed=2)
+    with torch.no_grad():
+        expected = model(images)
+    error = float((run_exported(path, images) - expected).abs().max())
+    if not error <= TOLERANCE:
+        raise ExportError(f"{path}: the exported model differs from the checkpoint by {error:.2e}")
+    return error
+
+
+def export(
+    checkpoint: str | Path,
+    fmt: str = "onnx",
+    out: str | Path | None = None,
+    input_dtype: str = "float32",
+    opset: int = 17,
+    check: bool = True,
+) -> Path:
+    """Export ``checkpoint`` (a file, or ``best``/``last``) to ``out`` (default: beside the checkpoint,
+    ``<name>.onnx`` or ``<name>.torchscript.pt``); returns the path written."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    path = resolve_checkpoint(checkpoint)
+    model, metadata = load_for_export(path, input_dtype)
+    target = Path(out) if out is not None else path.with_name(path.stem + SUFFIXES[fmt])
+    if fmt == "onnx" and target.suffix != ".onnx":
+        raise ExportError(f"{target}: an ONNX file's name must end in .onnx")
+    with torch.no_grad():
+        data = to_onnx(model, metadata, opset) if fmt == "onnx" else to_torchscript(model, metadata)
+    with atomic_write(target, "wb") as handle:
+        handle.write(data)
+    if check:
+        error = check_export(target, model, metadata)
+        note = "not checked (onnxruntime not installed)" if error is None else f"max difference {error:.1e}"
+        print(f"Checked {target} against the checkpoint: {note}", file=sys.stderr)
+    return target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m smile export",
+        description="Export a checkpoint as an ONNX or TorchScript model that maps aligned face images "
+        "(N, 3, S, S) to attribute probabilities, with the attribute names and preprocessing in its metadata.",
+    )
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint file, or best / last (newest run's)")
+    parser.add_argument("--format", choices=FORMATS, default="onnx", help="default: onnx")
+    parser.add_argument(
+        "--out", default=None, help="output file (default: beside the checkpoint, .onnx / .torchscript.pt)"
+    )
+    parser.add_argument(
+        "--input_dtype",
+        choices=INPUT_DTYPES,
+        default="float32",
+        help="float32: pixels / 255 in [0, 1] (default); uint8: raw 0-255 pixels",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    parser.add_argument(
+        "--no_check", action="store_true", help="skip running the file against the checkpoint afterwards"
+    )
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    target = export(args.ckpt_path, args.format, args.out, args.input_dtype, args.opset, not args.no_check)
+    metadata = read_metadata(target)
+    print(
+        f"Wrote {target}: {args.format}, input {INPUT_NAME} {metadata['input']['dtype']} "
+        f"{metadata['input']['shape']} -> {OUTPUT_NAME} for {', '.join(metadata['attributes'])}"
+    )
+    return 0

@@ -1,0 +1,344 @@
+"""Predict on any photo: find the faces of a file or folder, frame them like CelebA, write a CSV.
+
+``python -m smile predict --ckpt_path best.ckpt --data.predict_path PATH`` makes
+:class:`~smile.data.datamodule.CelebADataModule` serve a :class:`PhotoFaces` dataset instead of the
+test split. It lists ``PATH`` (one file, or every file under a folder, recursively, hidden ones
+excepted), opens each file, finds its faces with :class:`smile.faces.FaceAligner` (MTCNN by default)
+and aligns each face to CelebA's 178x218 framing; the crops then go through the usual
+:func:`~smile.data.transforms.eval_transform`. With ``aligned=True`` the files are taken to be
+CelebA-style aligned crops already and are used whole (resized to 178x218 if they are another size).
+
+Every file gets at least one row in the CSV (:func:`write_predictions`): one per face, with its box and
+probabilities (``status`` ``ok``); ``no_face`` when no face was found; ``unreadable: <reason>`` for a
+file that is not an image or is corrupt (it is reported and skipped, the rest still run).
+
+Detection runs once, up front, in :meth:`PhotoFaces.from_path`; the crops are cut again from the
+photo when the loader asks for them, so memory does not grow with the number of faces.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+from torch.utils.data import Dataset
+
+from smile.errors import DataError
+from smile.faces import ALIGNED_SIZE  # OpenCV is imported only when a face is detected or warped
+from smile.io import atomic_write
+
+OK, NO_FACE, UNREADABLE, FAILED = "ok", "no_face", "unreadable", "failed"
+CSV_COLUMNS = ("image", "face", "box_x", "box_y", "box_w", "box_h", "score", "status")
+_ANNOTATED_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+@dataclass
+class PhotoRow:
+    """One row of the predictions CSV: a face of a photo, or a photo without a usable face.
+
+    ``face`` is the face's index in its photo (left to right), ``box`` its ``(x, y, w, h)`` in the photo's
+    pixels (after EXIF rotation), ``score`` the detector's confidence; all ``None`` unless ``status`` is
+    ``"ok"``. ``transform`` maps photo coordinates to the 178x218 crop (``None``: the file is the crop).
+    """
+
+    image: Path
+    status: str
+    face: int | None = None
+    box: tuple[int, int, int, int] | None = None
+    score: float | None = None
+    transform: np.ndarray | None = None
+
+
+def predict_shorthands(args: list[str]) -> list[str]:
+    """``predict ... --aligned`` (no value) means ``--data.aligned=true``."""
+    if not args or args[0] != "predict":
+        return args
+    return ["--data.aligned=true" if arg == "--aligned" else arg for arg in args]
+
+
+def load_photo(path: Path) -> Image.Image:
+    """Open an image file as RGB, turned upright by its EXIF orientation (phone photos)."""
+    with Image.open(path) as image:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        return (upright if upright is not None else image).convert("RGB")
+
+
+def _reason(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, Image.UnidentifiedImageError):
+        text = "not an image (or an unsupported format)"
+    return text[:200]
+
+
+def list_photos(path: str | Path, exclude: Sequence[str | Path] = ()) -> list[Path]:
+    """``path`` itself if it is a file, else every file under it (recursively, sorted), hidden ones and
+    those under ``exclude`` left out."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"data.predict_path {path} does not exist: give an image file or a folder of them")
+    skip = [Path(folder).resolve() for folder in exclude]
+    files = []
+    for candidate in sorted(path.rglob("*")):
+        relative = candidate.relative_to(path)
+        if any(part.startswith(".") for part in relative.parts) or not candidate.is_file():
+            continue
+        resolved = candidate.resolve()
+        if any(resolved.is_relative_to(folder) for folder in skip):
+            continue
+        files.append(candidate)
+    if not files:
+        raise DataError(f"data.predict_path {path} holds no files to predict on")
+    return files
+
+
+class PhotoFaces(Dataset):
+    """``(image tensor, row index)`` for every face found in a set of photos.
+
+    ``rows`` lists every CSV row (faces, photos without a face, unreadable files); the dataset serves
+    only the ``ok`` rows, and :attr:`row_of` maps its indices to rows.
+    """
+
+    def __init__(
+        self,
+        rows: list[PhotoRow],
+        transform: Callable[[Image.Image], torch.Tensor],
+        root: Path | None = None,
+        annotate_dir: str | Path | None = None,
+    ) -> None:
+        self.rows = rows
+        self.row_of = [i for i, row in enumerate(rows) if row.status == OK]
+        self.transform = transform
+        self.root = root
+        self.annotate_dir = None if annotate_dir is None else Path(annotate_dir)
+        self._last: tuple[Path, Image.Image] | None = None  # a photo's faces come one after another
+
+    @classmethod
+    def from_path(
+        cls,
+        path: str | Path,
+        transform: Callable[[Image.Image], torch.Tensor],
+        aligned: bool = False,
+        detector: str | Callable = "auto",
+        annotate_dir: str | Path | None = None,
+        verbose: bool = True,
+    ) -> PhotoFaces:
+        """Open every file of ``path`` and find its faces (or, ``aligned``, take each file as one)."""
+        path = Path(path)
+        files = list_photos(path, exclude=[annotate_dir] if annotate_dir else [])
+        aligner = None
+        if not aligned:
+            from smile.faces import FaceAligner  # needs OpenCV (the ``photos`` extra)
+
+            try:
+                aligner = FaceAligner(detector)
+            except ImportError as err:
+                raise DataError(
+                    f"{err}. Images that are already aligned CelebA crops can skip detection with "
+                    "--data.aligned true."
+                ) from err
+        rows: list[PhotoRow] = []
+        for file in _progress(files, verbose):
+            try:
+                image = load_photo(file)
+            except Exception as err:  # any file that will not decode is reported and skipped
+                rows.append(PhotoRow(file, f"{UNREADABLE}: {_reason(err)}"))
+                continue
+            if aligner is None:
+                rows.append(PhotoRow(file, OK, face=0, box=(0, 0, *image.size)))
+                continue
+            try:
+                faces = aligner(image)
+            except Exception as err:  # a detector failure on one photo must not stop the others
+                rows.append(PhotoRow(file, f"{FAILED}: {_reason(err)}"))
+                continue
+            if not faces:
+                rows.append(PhotoRow(file, NO_FACE))
+            for index, face in enumerate(faces):
+                rows.append(
+                    PhotoRow(file, OK, index, tuple(face.box), float(face.score), np.array(face.transform))
+                )
+        dataset = cls(rows, transform, root=path if path.is_dir() else path.parent, annotate_dir=annotate_dir)
+        if verbose:
+            print(dataset.summary(), file=sys.stderr)
+        return dataset
+
+    def summary(self) -> str:
+        """A few lines: how many files, faces, photos without a face, and the unreadable files."""
+        files = {row.image for row in self.rows}
+        with_face = {row.image for row in self.rows if row.status == OK}
+        no_face = [row for row in self.rows if row.status == NO_FACE]
+        bad = [row for row in self.rows if row.status not in (OK, NO_FACE)]
+        lines = [
+            f"{len(files)} files: {len(self.row_of)} faces in {len(with_face)} images, "
+            f"{len(no_face)} images without a face, {len(bad)} skipped"
+        ]
+        lines += [f"  skipped {row.image}: {row.status}" for row in bad]
+        return "\n".join(lines)
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    def crop(self, index: int) -> Image.Image:
+        """The 178x218 CelebA-framed crop of the ``index``-th face."""
+        row = self.rows[self.row_of[index]]
+        if self._last is not None and self._last[0] == row.image:
+            image = self._last[1]
+        else:
+            try:
+                image = load_photo(row.image)
+            except Exception as err:
+                raise DataError(f"{row.image}: could not be read again ({_reason(err)})") from err
+            self._last = (row.image, image)
+        if row.transform is None:
+            return (
+                image if image.size == ALIGNED_SIZE else image.resize(ALIGNED_SIZE, Image.Resampling.BICUBIC)
+            )
+        from smile.faces import warp
+
+        return warp(image, row.transform, ALIGNED_SIZE)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.crop(index)), self.row_of[index]
+
+
+def _progress(files: list[Path], verbose: bool):
+    if not verbose or len(files) < 20:
+        return files
+    from tqdm import tqdm
+
+    return tqdm(files, desc="Finding faces", unit="image", file=sys.stderr, disable=None)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def write_predictions(
+    dataset: PhotoFaces,
+    probabilities: torch.Tensor,
+    indices: Sequence[int],
+    attributes: Sequence[str],
+    path: Path,
+) -> Path:
+    """Write the CSV (one row per :class:`PhotoRow`, probabilities left empty unless ``ok``) and, when the
+    dataset has an ``annotate_dir``, the annotated copies. ``indices`` are dataset indices, one per row of
+    ``probabilities``."""
+    by_row: dict[int, list[float]] = {
+        dataset.row_of[index]: values for index, values in zip(indices, probabilities.tolist())
+    }
+    with atomic_write(path, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*CSV_COLUMNS, *attributes])
+        for i, row in enumerate(dataset.rows):
+            box = row.box if row.box is not None else ("", "", "", "")
+            values = by_row.get(i)
+            probs = [f"{p:.6f}" for p in values] if values is not None else [""] * len(attributes)
+            face = "" if row.face is None else row.face
+            writer.writerow([str(row.image), face, *box, _fmt(row.score), row.status, *probs])
+    faces = sum(1 for row in dataset.rows if row.status == OK)
+    print(f"Wrote {len(dataset.rows)} rows ({faces} faces) to {path}")
+    if dataset.annotate_dir is not None:
+        written = annotate(dataset, by_row, attributes)
+        print(f"Wrote {written} annotated images to {dataset.annotate_dir}")
+    return path
+
+
+# --- annotated copies -------------------------------------------------------------------------------
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: a fixed bitmap font
+        return ImageFont.load_default()
+
+
+def label_lines(probs: Sequence[float], attributes: Sequence[str], top: int = 3) -> list[str]:
+    """Text for one face: every attribute's probability when there are at most ``top``, else the ``top``
+    most probable attributes among those predicted (p >= 0.5)."""
+    pairs = list(zip(attributes, probs))
+    if len(pairs) > top:
+        pairs = sorted((pair for pair in pairs if pair[1] >= 0.5), key=lambda pair: -pair[1])[:top]
+        if not pairs:
+            return ["no attribute >= 0.5"]
+    return [f"{name} {p:.2f}" for name, p in pairs]
+
+
+def annotated_path(dataset: PhotoFaces, image: Path) -> Path:
+    """Where the annotated copy of ``image`` goes: its path relative to the predicted folder, under
+    ``annotate_dir``; a format Pillow may not write becomes ``.png``."""
+    assert dataset.annotate_dir is not None
+    try:
+        relative = image.relative_to(dataset.root) if dataset.root is not None else Path(image.name)
+    except ValueError:
+        relative = Path(image.name)
+    if relative.suffix.lower() not in _ANNOTATED_SUFFIXES:
+        relative = relative.with_name(relative.name + ".png")
+    return dataset.annotate_dir / relative
+
+
+def draw_faces(
+    image: Image.Image, faces: list[tuple[PhotoRow, list[float] | None]], attributes: Sequence[str]
+) -> Image.Image:
+    """``image`` with each face's box and labels drawn: green when the first attribute is predicted
+    (p >= 0.5), red when not; a banner when no face was found."""
+    image = image.copy()
+    draw = ImageDraw.Draw(image)
+    side = max(image.size)
+    width = max(2, round(side / 300))
+    if not faces:
+        font = _font(max(12, round(side / 30)))
+        draw.rectangle((0, 0, image.width, font.size + 2 * width + 4), fill=(0, 0, 0))
+        draw.text((4, width + 2), "no face found", fill=(255, 255, 0), font=font)
+        return image
+    for row, probs in faces:
+        assert row.box is not None
+        x, y, w, h = row.box
+        positive = probs is not None and probs[0] >= 0.5
+        colour = (40, 220, 60) if positive else (235, 50, 50)
+        draw.rectangle((x, y, x + w, y + h), outline=colour, width=width)
+        lines = [f"#{row.face}"] + (label_lines(probs, attributes) if probs is not None else [])
+        font = _font(max(11, min(round(w / 7), round(side / 25))))
+        text = "\n".join(lines)
+        left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=2)
+        tw, th = right - left + 6, bottom - top + 6
+        tx = min(max(x, 0), max(image.width - tw, 0))
+        ty = y + h + width if y + h + width + th <= image.height else max(y - th - width, 0)
+        draw.rectangle((tx, ty, tx + tw, ty + th), fill=(0, 0, 0))
+        draw.multiline_text((tx + 3 - left, ty + 3 - top), text, fill=colour, font=font, spacing=2)
+    return image
+
+
+def annotate(dataset: PhotoFaces, by_row: dict[int, list[float]], attributes: Sequence[str]) -> int:
+    """Write annotated copies of the readable photos; returns how many."""
+    groups: dict[Path, list[tuple[PhotoRow, list[float] | None]]] = {}
+    for i, row in enumerate(dataset.rows):
+        if row.status == OK:
+            groups.setdefault(row.image, []).append((row, by_row.get(i)))
+        elif row.status == NO_FACE:
+            groups.setdefault(row.image, [])
+    written = 0
+    for image_path, faces in groups.items():
+        try:
+            image = load_photo(image_path)
+        except Exception as err:
+            print(f"warning: {image_path}: not annotated ({_reason(err)})", file=sys.stderr)
+            continue
+        out = annotated_path(dataset, image_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        drawn = draw_faces(image, faces, attributes)
+        suffix = out.suffix.lower()
+        fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}[suffix]
+        with atomic_write(out, "wb") as handle:
+            drawn.save(handle, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+        written += 1
+    return written

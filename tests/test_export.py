@@ -1,0 +1,114 @@
+"""``python -m smile export``: ONNX (run with onnxruntime) and TorchScript files reproduce the checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from smile.cli import main
+from smile.data.transforms import eval_transform
+from smile.export import load_exported, read_metadata
+from smile.system import AttributeClassifier
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def model(smiling_checkpoint: Path) -> AttributeClassifier:
+    return AttributeClassifier.load_from_checkpoint(
+        smiling_checkpoint, map_location="cpu", weights_only=True
+    ).eval()
+
+
+def _expected(model: AttributeClassifier, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.predict_step(images, 0)
+
+
+@pytest.fixture
+def real_images(sample_or_synthetic: Path) -> torch.Tensor:
+    """8 aligned faces (the real sample's test split when present, else synthetic) as the trainer sees them."""
+    files = sorted((sample_or_synthetic / "img_align_celeba").glob("*.jpg"))[-8:]
+    transform = eval_transform(64)
+    return torch.stack([transform(Image.open(file).convert("RGB")) for file in files])
+
+
+def _requirements(fmt: str) -> None:
+    if fmt == "onnx":
+        pytest.importorskip("onnx", reason="ONNX export needs the export extra")
+        pytest.importorskip("onnxruntime", reason="running the ONNX file needs onnxruntime")
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("onnx", ".onnx"), ("torchscript", ".torchscript.pt")])
+def test_exported_model_matches_the_checkpoint(
+    fmt: str,
+    suffix: str,
+    smiling_checkpoint: Path,
+    model: AttributeClassifier,
+    real_images: torch.Tensor,
+    tmp_path: Path,
+) -> None:
+    _requirements(fmt)
+    out = tmp_path / f"model{suffix}"
+    assert main(["export", "--ckpt_path", str(smiling_checkpoint), "--format", fmt, "--out", str(out)]) == 0
+    generator = torch.Generator().manual_seed(3)
+    run = load_exported(out)
+    for images in (
+        torch.rand(1, 3, 64, 64, generator=generator),
+        torch.rand(7, 3, 64, 64, generator=generator),  # any batch size
+        real_images,
+    ):
+        got = run(images)
+        expected = _expected(model, images)
+        assert got.shape == expected.shape == (len(images), 1)
+        assert (got - expected).abs().max() <= TOLERANCE
+    real = _expected(model, real_images)
+    assert real.std() > 0.01, "the comparison needs predictions that vary"
+    metadata = read_metadata(out)
+    assert metadata["attributes"] == ["Smiling"]
+    assert metadata["input"] == {
+        "name": "images",
+        "shape": ["batch", 3, 64, 64],
+        "layout": "NCHW",
+        "channels": "RGB",
+        "dtype": "float32",
+        "value_range": [0.0, 1.0],
+    }
+    assert "central 178x178 crop" in metadata["preprocessing"]
+    assert metadata["image_transform"][0].startswith("CenterCrop(size=(178, 178))")
+    assert metadata["checkpoint"]["file"] == smiling_checkpoint.name
+
+
+def test_onnx_metadata_props_and_uint8_input(
+    smiling_checkpoint: Path, model: AttributeClassifier, real_images: torch.Tensor, tmp_path: Path
+) -> None:
+    _requirements("onnx")
+    import onnxruntime
+
+    out = tmp_path / "uint8.onnx"
+    args = ["export", "--ckpt_path", str(smiling_checkpoint), "--out", str(out), "--input_dtype", "uint8"]
+    assert main(args) == 0
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    props = session.get_modelmeta().custom_metadata_map
+    assert props["attributes"] == '["Smiling"]' and "178x178" in props["preprocessing"]
+    assert session.get_inputs()[0].type == "tensor(uint8)"
+    pixels = (real_images * 255).round().to(torch.uint8)
+    got = torch.from_numpy(session.run(None, {"images": pixels.numpy()})[0])
+    assert (got - _expected(model, pixels.float() / 255)).abs().max() <= TOLERANCE
+
+
+def test_default_output_is_beside_the_checkpoint(smiling_checkpoint: Path, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "runs" / "best.ckpt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(smiling_checkpoint.read_bytes())
+    assert main(["export", "--ckpt_path", str(checkpoint), "--format", "torchscript", "--no_check"]) == 0
+    assert (checkpoint.parent / "best.torchscript.pt").is_file()
+    assert not list(checkpoint.parent.glob(".*.tmp")), "written atomically, no temporary left"
+
+
+def test_missing_checkpoint_is_a_short_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["export", "--ckpt_path", str(tmp_path / "nope.ckpt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
