@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import importlib
 import json
+import signal
 import sys
 
 from jsonargparse import lazy_instance
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from smile.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
 from smile.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
 from smile.data.datamodule import CelebADataModule
 from smile.errors import SmileError
+from smile import resume
+from smile.resume import ResumableTraining
 from smile.system import AttributeClassifier
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 #: Further commands: name -> module whose ``main(argv) -> int`` runs it.
-EXTRA_COMMANDS: dict[str, str] = {"download": "smile.download"}
+EXTRA_COMMANDS: dict[str, str] = {"download": "smile.download", "check-data": "smile.data.check"}
 
 
 class SmileCLI(LightningCLI):
@@ -33,6 +37,7 @@ class SmileCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.attributes", "model.attributes", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",
@@ -115,7 +120,7 @@ def run_lightning(args: list[str]) -> None:
         AttributeClassifier,
         CelebADataModule,
         args=checkpoint_arguments(args),
-        trainer_defaults={"callbacks": [LastCheckpoint(), PredictionWriter()]},
+        trainer_defaults={"callbacks": [ResumableTraining(), PredictionWriter()]},
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
@@ -133,4 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     except SmileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except SIGTERMException:
+        signum = resume.stopped_by or signal.SIGTERM
+        print(
+            f"Stopped by {signal.Signals(signum).name}. Continue with: python -m smile fit --ckpt_path last",
+            file=sys.stderr,
+        )
+        return 128 + int(signum)
     return 0
