@@ -151,7 +151,9 @@ class LastCheckpoint(ModelCheckpoint):
         ):
             self._save_last_now(trainer)
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         """On SIGTERM (and Ctrl-C, see :class:`smile.resume.ResumableTraining`) Lightning stops between two
         training batches, where the state is consistent: save it. Not during validation (the last
         periodic or epoch checkpoint stays), nor for other errors, whose state may be half-updated."""

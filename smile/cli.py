@@ -18,11 +18,11 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from smile import resume
 from smile.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
 from smile.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
 from smile.data.datamodule import CelebADataModule
 from smile.errors import SmileError
-from smile import resume
 from smile.resume import ResumableTraining
 from smile.system import AttributeClassifier
 

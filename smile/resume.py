@@ -23,6 +23,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
@@ -46,7 +47,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Torch checkpoints written to a temporary file beside the target, fsynced, then renamed over it;
     read with ``weights_only=True`` unless told otherwise."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         with atomic_write(path, "wb") as handle:
@@ -104,14 +107,22 @@ class ResumableTraining(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._trainer = trainer
+        # Lightning cannot see that smile's sampler resumes mid-epoch (smile.data.sampling) and says so.
+        warnings.filterwarnings(
+            "ignore", message="You're resuming from a checkpoint that ended before the epoch"
+        )
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         global stopped_by
         stopped_by = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After Lightning recorded the handlers it restores at the end (it does so after on_fit_start).
         if threading.current_thread() is threading.main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+        self._restore_epoch_state(trainer, pl_module)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         global stopped_by
@@ -131,7 +142,9 @@ class ResumableTraining(pl.Callback):
             signal.signal(signal.SIGINT, self._previous_sigint)
         self._previous_sigint = None
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         global stopped_by
         if stopped_by is None and trainer.received_sigterm:
             stopped_by = signal.SIGTERM
@@ -189,7 +202,7 @@ class ResumableTraining(pl.Callback):
     ) -> None:
         self._pending = checkpoint.get(EPOCH_STATE_KEY) if trainer.state.fn == TrainerFn.FITTING else None
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _restore_epoch_state(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Put the saved partial-epoch metric states back (on rank 0 only: they are all ranks' sums)."""
         if not self._pending or not mid_epoch(trainer):
             self._pending = None

@@ -15,7 +15,9 @@ class SignalAt(pl.Callback):
     def __init__(self, step: int, signum: int = 15) -> None:
         self.step, self.signum, self.fired = step, signum, False
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx
+    ) -> None:
         if trainer.global_step == self.step and not self.fired:
             self.fired = True
             os.kill(os.getpid(), self.signum)
@@ -28,6 +30,8 @@ class Throttle(pl.Callback):
     def __init__(self, marker: str, delay: float = 0.2) -> None:
         self.marker, self.delay = Path(marker), delay
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx
+    ) -> None:
         self.marker.write_text(f"{trainer.current_epoch} {batch_idx} {trainer.global_step}\n")
         time.sleep(self.delay)
