@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import signal
 import sys
 
@@ -128,6 +129,16 @@ def run_lightning(args: list[str]) -> None:
     )
 
 
+def error_message(err: BaseException) -> str:
+    """The message of ``err``; for an error re-raised from a data loader worker, the original one only
+    (PyTorch puts the worker's whole traceback into the message)."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = re.sub(r"^[\w.]+: ", "", last)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m smile``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(importlib.import_module(EXTRA_COMMANDS[args[0]]).main(args[1:]) or 0)
         run_lightning(args)
     except SmileError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_message(err)}", file=sys.stderr)
         return 2
     except SIGTERMException:
         signum = resume.stopped_by or signal.SIGTERM
