@@ -11,8 +11,9 @@ callback states. What this module adds (the data order is :mod:`smile.data.sampl
 - it saves the partial epoch's metric states in mid-epoch checkpoints (torchmetrics states of the
   LightningModule and Lightning's running epoch means such as ``train/loss``), so a resumed epoch's
   ``train/*`` figures cover the whole epoch; under DDP the sums of all processes are saved;
-- Ctrl-C (SIGINT) is turned into what Lightning does for SIGTERM: finish the current batch, then stop;
-  :class:`smile.callbacks.LastCheckpoint` writes ``last.ckpt`` at that point. A second Ctrl-C stops at once;
+- SIGTERM and Ctrl-C (SIGINT) during training: every process finishes the current batch, then they all
+  stop at the same step; :class:`smile.callbacks.LastCheckpoint` writes ``last.ckpt`` at that point. A
+  second Ctrl-C stops at once. (A signal during validation is acted on after the next training batch.);
 - :class:`AtomicCheckpointIO` writes checkpoints atomically beside their final path and loads them with
   ``weights_only`` (Lightning's own write goes through a temporary file in ``/tmp`` and, across file
   systems, a non-atomic copy).
@@ -41,6 +42,8 @@ EPOCH_STATE_KEY = "smile_epoch_state"
 
 #: The signal that last stopped a fit gracefully (read by the CLI for its message and exit status).
 stopped_by: int | None = None
+#: Signals that stop a fit after the current batch, with last.ckpt saved.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -100,7 +103,8 @@ class ResumableTraining(pl.Callback):
 
     def __init__(self) -> None:
         self._trainer: pl.Trainer | None = None
-        self._previous_sigint: Any = None
+        self._previous_handlers: dict[int, Any] = {}
+        self._requested: int | None = None
         self._pending: dict[str, Any] | None = None
 
     # --- atomic checkpoints, Ctrl-C ---------------------------------------------------------------
@@ -117,30 +121,40 @@ class ResumableTraining(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         global stopped_by
         stopped_by = None
+        self._requested = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After Lightning recorded the handlers it restores at the end (it does so after on_fit_start).
         if threading.current_thread() is threading.main_thread():
-            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+            for signum in STOP_SIGNALS:
+                self._previous_handlers[signum] = signal.signal(signum, self._on_stop_signal)
         self._restore_epoch_state(trainer, pl_module)
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        """Only note the request: the processes agree on the step to stop at in on_train_batch_end.
+
+        (Lightning's own SIGTERM handler broadcasts from inside the handler and forwards the signal to
+        the other processes; when they got the signal too, as under torchrun, SLURM or Ctrl-C, the extra
+        collectives hang the run.)"""
         global stopped_by
-        connector = getattr(self._trainer, "_signal_connector", None)
-        if stopped_by is not None or connector is None or not hasattr(connector, "received_sigterm"):
-            raise KeyboardInterrupt
-        stopped_by = signum
+        if self._requested is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt  # Ctrl-C twice: stop at once
+            return
+        self._requested = stopped_by = signum
         print(
-            "\nInterrupted: finishing this batch, saving last.ckpt and stopping (Ctrl-C again to stop at once).",
+            f"\n{signal.Signals(signum).name}: finishing this batch, saving last.ckpt and stopping"
+            + (" (Ctrl-C again to stop at once)." if signum == signal.SIGINT else "."),
             file=sys.stderr,
             flush=True,
         )
-        connector.received_sigterm = True  # Lightning then stops after the current batch
 
-    def _restore_sigint(self) -> None:
-        if self._previous_sigint is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._previous_sigint)
-        self._previous_sigint = None
+    def _restore_handlers(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in self._previous_handlers.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
+        self._previous_handlers = {}
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
@@ -148,10 +162,10 @@ class ResumableTraining(pl.Callback):
         global stopped_by
         if stopped_by is None and trainer.received_sigterm:
             stopped_by = signal.SIGTERM
-        self._restore_sigint()
+        self._restore_handlers()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._restore_sigint()
+        self._restore_handlers()
 
     # --- random streams --------------------------------------------------------------------------
 
@@ -224,6 +238,23 @@ class ResumableTraining(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        self._agree_on_stop(trainer)
+        self._add_saved_results(trainer)
+
+    def _agree_on_stop(self, trainer: pl.Trainer) -> None:
+        """If any process was asked to stop, all stop after this batch (Lightning then raises its
+        ``SIGTERMException`` everywhere, and :class:`smile.callbacks.LastCheckpoint` saves)."""
+        global stopped_by
+        requested = self._requested is not None
+        if trainer.world_size > 1:
+            flag = torch.tensor(float(requested), device=trainer.strategy.root_device)
+            requested = bool(trainer.strategy.reduce(flag, reduce_op="max").item())
+        connector = getattr(trainer, "_signal_connector", None)
+        if requested and connector is not None and hasattr(connector, "received_sigterm"):
+            stopped_by = stopped_by or signal.SIGTERM
+            connector.received_sigterm = True
+
+    def _add_saved_results(self, trainer: pl.Trainer) -> None:
         """Add the saved running epoch aggregates to Lightning's (created by the first ``self.log``)."""
         if not self._pending:
             return

@@ -30,7 +30,12 @@ DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2"]
 
 
 def smile(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYTHONUNBUFFERED": "1"}
+    tests = Path(__file__).resolve().parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]),
+        "PYTHONUNBUFFERED": "1",
+    }
     return subprocess.run(
         [sys.executable, "-m", "smile", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=400
     )
@@ -104,3 +109,36 @@ def test_ddp_two_processes_count_every_sample_once(synthetic_root: Path, tmp_pat
     assert not list(run.glob("rank*-predictions.csv")), "one file, not one per process"
     assert len(rows) == SPLIT and len({row["image"] for row in rows}) == SPLIT
     assert [float(row["Smiling"]) for row in rows] == pytest.approx(probabilities, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_ddp_sigterm_mid_epoch_then_resume_is_exact(synthetic_root: Path, tmp_path: Path) -> None:
+    """Every process gets SIGTERM mid-epoch (as under torchrun, SLURM or Ctrl-C; Lightning's launcher also
+    forwards it): they agree on one step, save last.ckpt and stop; resuming with 2 processes ends exactly
+    like an uninterrupted 2-process run (weights and every logged figure)."""
+    from test_resume import scalars
+
+    args = [
+        "fit", "--data.root", str(synthetic_root), "--seed_everything", "5", *COMMON, *DDP,
+        "--trainer.max_epochs", "2", "--data.train_subset", "48", "--trainer.log_every_n_steps", "1",
+        "--last_checkpoint.every_n_train_steps", "0",
+    ]  # fmt: skip
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    reference.mkdir(), interrupted.mkdir()
+    assert smile(args, reference).returncode == 0
+    signal_at = '[{"class_path": "interrupt_helpers.SignalAt", "init_args": {"step": 8}}]'
+    stopped = smile([*args, "--trainer.callbacks", signal_at], interrupted)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    saved = torch.load(interrupted / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert saved["global_step"] == 9 and saved["CelebADataModule"]["train_position"] == {
+        "epoch": 1,
+        "batches": 3,
+    }
+    resumed = smile(["fit", "--ckpt_path", "last", "--trainer.callbacks", "[]"], interrupted)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = (
+        torch.load(f / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+        for f in (reference, interrupted)
+    )
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert scalars(interrupted) == scalars(reference)

@@ -151,7 +151,7 @@ def test_ctrl_c_mid_epoch_finishes_the_batch_saves_and_stops(
     code = run_interrupted(tmp_path, fit_args(synthetic_root, *interrupt_at(step, signal.SIGINT)))
     assert code == 128 + signal.SIGINT
     err = capsys.readouterr().err
-    assert "Interrupted: finishing this batch, saving last.ckpt and stopping" in err
+    assert "SIGINT: finishing this batch, saving last.ckpt and stopping (Ctrl-C again to stop at once)" in err
     assert "Stopped by SIGINT" in err
     saved = last_checkpoint(tmp_path)
     assert saved["global_step"] == step + 1
