@@ -17,6 +17,9 @@ import torch
 import yaml
 from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
 from pytorch_lightning.cli import SaveConfigCallback
+from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from smile.io import atomic_write
 
@@ -49,24 +52,35 @@ class PredictionWriter(BasePredictionWriter):
     ) -> None:
         probs = torch.cat([torch.as_tensor(batch) for batch in predictions]).float()
         indices = (
-            [index for batch in batch_indices[0] for index in batch] if batch_indices else range(len(probs))
+            [int(index) for batch in batch_indices[0] for index in batch]
+            if batch_indices
+            else list(range(len(probs)))
         )
-        name = self.filename if trainer.world_size == 1 else f"rank{trainer.global_rank}-{self.filename}"
-        self.path = Path(trainer.log_dir or ".") / name
+        log_dir = trainer.log_dir  # on every process: it is a collective under DDP
         photos = getattr(trainer.datamodule, "photos", None)
         if photos is not None:  # --data.predict_path: rows per face, with boxes and statuses
             from smile.photos import write_predictions
 
+            name = self.filename if trainer.world_size == 1 else f"rank{trainer.global_rank}-{self.filename}"
+            self.path = Path(log_dir or ".") / name
             write_predictions(photos, probs, indices, pl_module.attributes, self.path)
             self._photos_written = True
             return
         files = trainer.datamodule.predict_files()
+        rows = list(zip(indices, probs.tolist()))
+        if trainer.world_size > 1:  # one file: every process's rows, each image once, in dataset order
+            gathered: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, rows)
+            rows = sorted({index: row for part in gathered for index, row in part}.items())
+        if not trainer.is_global_zero:
+            return
+        self.path = Path(log_dir or ".") / self.filename
         with atomic_write(self.path, newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["image", *pl_module.attributes])
-            for index, row in zip(indices, probs.tolist()):
+            for index, row in rows:
                 writer.writerow([str(files[index]), *(f"{p:.6f}" for p in row)])
-        print(f"Wrote {len(probs)} predictions to {self.path}")
+        print(f"Wrote {len(rows)} predictions to {self.path}")
 
 
 def _git_commit() -> str | None:
@@ -107,26 +121,68 @@ class SaveRunConfig(SaveConfigCallback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         stage = getattr(stage, "value", stage)
         self.config_filename = "config.yaml" if stage == "fit" else f"config-{stage}.yaml"
+        self._log_dir = trainer.log_dir  # on every process: it is a collective under DDP
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if trainer.is_global_zero and trainer.log_dir:
-            with atomic_write(Path(trainer.log_dir) / "environment.yaml") as handle:
+        # Called on rank 0 only, so trainer.log_dir (a broadcast) must not be used here.
+        if trainer.is_global_zero and self._log_dir:
+            with atomic_write(Path(self._log_dir) / "environment.yaml") as handle:
                 yaml.safe_dump(environment_record(), handle, sort_keys=False)
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """Write ``last.ckpt`` at the end of every epoch (and every ``every_n_train_steps`` if set), for resuming.
+    """Write ``last.ckpt``, for resuming: at the end of every epoch, every ``every_n_train_steps`` training
+    steps within an epoch (0 or ``null``: never), and when a fit is stopped by SIGTERM or Ctrl-C.
 
     Lightning's ``save_last`` only refreshes ``last.ckpt`` when a top-k checkpoint was saved in the
-    same step, so an epoch without a new best would leave a stale ``last.ckpt`` behind.
+    same step, so an epoch without a new best would leave a stale ``last.ckpt`` behind. Writes are
+    atomic (see :class:`smile.resume.AtomicCheckpointIO`): a kill while writing leaves the previous file.
+
+    Args:
+        every_n_train_steps: also save within an epoch every this many optimizer steps, so that a run
+            killed mid-epoch loses at most that many steps.
     """
 
-    def __init__(self, every_n_train_steps: int | None = None) -> None:
+    def __init__(self, every_n_train_steps: int | None = 200) -> None:
         super().__init__(
             filename="last",
             monitor=None,
             save_top_k=1,
-            every_n_train_steps=every_n_train_steps,
+            every_n_epochs=1,
             enable_version_counter=False,
         )
+        if every_n_train_steps is not None and every_n_train_steps < 0:
+            raise ValueError(f"every_n_train_steps is {every_n_train_steps}: give 0 (never) or more")
+        self.every_n_steps = every_n_train_steps or 0
+
+    def _save_last_now(self, trainer: pl.Trainer) -> None:
+        self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if (
+            self.every_n_steps
+            and trainer.global_step % self.every_n_steps == 0
+            and batch_idx + 1 < trainer.num_training_batches  # the epoch's end saves anyway
+            and not self._should_skip_saving_checkpoint(trainer)
+        ):
+            self._save_last_now(trainer)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        """On SIGTERM (and Ctrl-C, see :class:`smile.resume.ResumableTraining`) Lightning stops between two
+        training batches, where the state is consistent: save it. Not during validation (the last
+        periodic or epoch checkpoint stays), nor for other errors, whose state may be half-updated."""
+        if (
+            isinstance(exception, SIGTERMException)
+            and trainer.state.fn == TrainerFn.FITTING
+            and not trainer.sanity_checking
+            and not trainer.validating
+            and not self._should_skip_saving_checkpoint(trainer)
+        ):
+            self._save_last_now(trainer)
+            rank_zero_info(f"Saved {self.best_model_path} before stopping")

@@ -9,24 +9,30 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
+import signal
 import sys
 
 from jsonargparse import lazy_instance
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from smile import resume
 from smile.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
 from smile.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
 from smile.data.datamodule import CelebADataModule
 from smile.errors import SmileError
 from smile.photos import predict_shorthands
+from smile.resume import ResumableTraining
 from smile.system import AttributeClassifier
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 #: Further commands: name -> module whose ``main(argv) -> int`` runs it.
 EXTRA_COMMANDS: dict[str, str] = {
     "download": "smile.download",
+    "check-data": "smile.data.check",
     "report": "smile.evaluation.runner",
     "export": "smile.export",
 }
@@ -38,6 +44,7 @@ class SmileCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.attributes", "model.attributes", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",
@@ -133,12 +140,22 @@ def run_lightning(args: list[str]) -> None:
         AttributeClassifier,
         CelebADataModule,
         args=checkpoint_arguments(predict_shorthands(args)),
-        trainer_defaults={"callbacks": [LastCheckpoint(), PredictionWriter()]},
+        trainer_defaults={"callbacks": [ResumableTraining(), PredictionWriter()]},
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
         parser_kwargs={"description": "Train and evaluate CelebA attribute classifiers."},
     )
+
+
+def error_message(err: BaseException) -> str:
+    """The message of ``err``; for an error re-raised from a data loader worker, the original one only
+    (PyTorch puts the worker's whole traceback into the message)."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = re.sub(r"^[\w.]+: ", "", last)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             return int(importlib.import_module(EXTRA_COMMANDS[args[0]]).main(args[1:]) or 0)
         run_lightning(args)
     except SmileError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_message(err)}", file=sys.stderr)
         return 2
+    except SIGTERMException:
+        signum = resume.stopped_by or signal.SIGTERM
+        print(
+            f"Stopped by {signal.Signals(signum).name}. Continue with: python -m smile fit --ckpt_path last",
+            file=sys.stderr,
+        )
+        return 128 + int(signum)
     return 0

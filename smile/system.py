@@ -82,7 +82,11 @@ class AttributeClassifier(pl.LightningModule):
         self._stats(stage).update(probs, labels)
         if stage != "train":
             getattr(self, f"{stage}_auroc").update(probs, labels)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(images))
+        # batch_size as a float: Lightning 2.6 averages the summed sizes over processes in the tensor's own
+        # dtype, and an integer 19 / 2 == 9 would inflate the loss when processes hold unequal shares (DDP).
+        self.log(
+            f"{stage}/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=float(len(images))
+        )
         return loss
 
     def _log_epoch(self, stage: str) -> None:

@@ -15,6 +15,14 @@ from torch.utils.data import DataLoader
 from smile.data.attributes import resolve_attributes
 from smile.data.dataset import ImageAttributes
 from smile.data.layouts import CelebALayout, detect_layout, read_attributes, read_partition, split_files
+from smile.data.sampling import (
+    EpochSampler,
+    Position,
+    SeededItems,
+    resume_position,
+    run_seed,
+    train_position,
+)
 from smile.data.transforms import eval_transform, train_transform
 from smile.errors import DataError
 from smile.photos import PhotoFaces
@@ -99,6 +107,8 @@ class CelebADataModule(pl.LightningDataModule):
         self.table = None  # the AttributeTable, all 40 columns: for reports on other attributes
         self.split_rows: dict[str, np.ndarray] = {}  # rows of ``table`` in each split, in loader order
         self.photos: PhotoFaces | None = None
+        self._train_sampler: EpochSampler | None = None
+        self._resume_position: Position | None = None
 
     @property
     def num_attributes(self) -> int:
@@ -195,6 +205,9 @@ class CelebADataModule(pl.LightningDataModule):
         return batch
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        """Batches of ``split``; the order (and, for training, the augmentation) depends only on the
+        seed, the epoch and the sample (see :mod:`smile.data.sampling`). Under DDP each process gets its
+        share; evaluation shares are not padded, so every sample is evaluated exactly once. With ``cache``, batches come from the decoded cache."""
         if self.hparams.cache:
             from smile.data.cache import cached_loader
 
@@ -205,14 +218,42 @@ class CelebADataModule(pl.LightningDataModule):
                 self.trainer,
                 self.hparams.cache_on_device,
             )
+        dataset = self.datasets[split]
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if shuffle:
+            position = self._resume_position or Position(trainer.current_epoch if trainer is not None else 0)
+            self._resume_position = None
+            sampler = EpochSampler(
+                len(dataset),
+                shuffle=True,
+                seed=run_seed(),
+                num_replicas=world,
+                rank=rank,
+                with_epoch=True,
+                epoch=position.epoch,
+                skip=position.batches * self.hparams.batch_size,
+            )
+            dataset = SeededItems(dataset, run_seed())
+            self._train_sampler = sampler
+        else:
+            sampler = EpochSampler(len(dataset), shuffle=False, num_replicas=world, rank=rank, pad=False)
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: where training stands in the data, so a resumed epoch goes on from there."""
+        position = train_position(self.trainer, self._train_sampler)
+        return {"train_position": position.as_dict()} if position else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_position = resume_position(state_dict.get("train_position"))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

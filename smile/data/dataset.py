@@ -12,13 +12,47 @@ from torch.utils.data import Dataset
 
 from smile.errors import DataError
 
+#: Width and height of CelebA's aligned-and-cropped images, which the transforms' 178x178 crop assumes.
+ALIGNED_SIZE = (178, 218)
+#: Image modes converted to RGB when loaded (grayscale replicated, alpha dropped, palette expanded).
+CONVERTIBLE_MODES = {"RGB", "L", "LA", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "1"}
+ASPECT_TOLERANCE = 0.02
+
+
+def conform(image: Image.Image, path: Path) -> Image.Image:
+    """``image`` as a 178x218 RGB image, or a :class:`DataError` naming ``path``.
+
+    Converted: grayscale, RGBA, palette and CMYK images (to RGB), and images of the aligned faces' shape
+    at another scale, e.g. a half-size 89x109 copy (resized to 178x218). Rejected: other sizes (the
+    178x178 crop of a differently framed picture would cut out a different part of the face, silently)
+    and modes whose conversion to 8-bit RGB would clip values (16-bit, 32-bit, float).
+    """
+    if image.mode not in CONVERTIBLE_MODES:
+        raise DataError(
+            f"{path}: unsupported image mode {image.mode} (expected an 8-bit RGB or grayscale JPEG as in "
+            "CelebA's img_align_celeba)"
+        )
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if image.size != ALIGNED_SIZE:
+        width, height = image.size
+        expected = ALIGNED_SIZE[0] / ALIGNED_SIZE[1]
+        if width < 1 or height < 1 or abs(width / height - expected) > ASPECT_TOLERANCE * expected:
+            raise DataError(
+                f"{path}: image is {width}x{height}; expected CelebA's aligned {ALIGNED_SIZE[0]}x{ALIGNED_SIZE[1]} "
+                "(or that shape at another scale). Is this the 'img_align_celeba' folder, not 'img_celeba' "
+                "(in-the-wild) or CelebA-HQ?"
+            )
+        image = image.resize(ALIGNED_SIZE, Image.Resampling.BILINEAR)
+    return image
+
 
 def load_rgb(path: Path) -> Image.Image:
-    """Open an image as RGB, or raise a :class:`DataError` that names the file."""
+    """Open an image as 178x218 RGB (see :func:`conform`), or raise a :class:`DataError` that names the file."""
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            return conform(image, path)
     except FileNotFoundError as err:
         raise DataError(f"{path}: image listed in the annotations is missing") from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
