@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
 from smile.data.attributes import resolve_attributes
+from smile.data.augment import BatchAugment, take_windows
 from smile.data.dataset import ImageAttributes
 from smile.data.layouts import CelebALayout, detect_layout, read_attributes, read_partition, split_files
 from smile.data.transforms import eval_transform, train_transform
@@ -37,6 +39,11 @@ class CelebADataModule(pl.LightningDataModule):
         synthetic_images: when set and ``root`` holds no dataset, generate a synthetic CelebA-format
             dataset of this many images there first (the demo's way of running without downloads).
         synthetic_seed: seed of the synthetic generator.
+        preload: decode each split once into memory (uint8, scaled so that 178 pixels become
+            ``image_size``) and cut the crop and flip on the batch after it reaches the device;
+            see :mod:`smile.data.preload`. Loader processes are then not needed (``num_workers: 0``).
+        augment: further training augmentation on the device, the arguments of
+            :class:`smile.data.augment.BatchAugment` (colour jitter, small affine, random erasing).
     """
 
     def __init__(
@@ -51,6 +58,8 @@ class CelebADataModule(pl.LightningDataModule):
         num_workers: int | None = None,
         synthetic_images: int | None = None,
         synthetic_seed: int = 0,
+        preload: bool = False,
+        augment: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.attributes = resolve_attributes(attributes)
@@ -66,6 +75,7 @@ class CelebADataModule(pl.LightningDataModule):
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.datasets: dict[str, ImageAttributes] = {}
         self.layout: CelebALayout | None = None
+        self.augment = BatchAugment(**augment) if augment else None
 
     @property
     def num_attributes(self) -> int:
@@ -97,16 +107,27 @@ class CelebADataModule(pl.LightningDataModule):
                 raise DataError(
                     f"The {split} split of {self.layout.partition} is empty: no images to {split} on"
                 )
+            files = [table.files[i] for i in rows]
+            if self.hparams.preload:
+                from smile.data.preload import PreloadedImages
+
+                self.datasets[split] = PreloadedImages(
+                    self.layout.images, files, labels[rows], self.hparams.image_size
+                )
+                continue
             transform = (
                 train_transform(self.hparams.image_size)
                 if split == "train"
                 else eval_transform(self.hparams.image_size)
             )
-            self.datasets[split] = ImageAttributes(
-                self.layout.images, [table.files[i] for i in rows], labels[rows], transform
-            )
+            self.datasets[split] = ImageAttributes(self.layout.images, files, labels[rows], transform)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        extra: dict[str, Any] = {}
+        if self.hparams.preload:
+            from smile.data.preload import collate_preloaded
+
+            extra["collate_fn"] = collate_preloaded
         return DataLoader(
             self.datasets[split],
             batch_size=self.hparams.batch_size,
@@ -114,7 +135,20 @@ class CelebADataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            **extra,
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the device: cut the windows of preloaded images, then the training augmentation."""
+        if not (self.hparams.preload or self.augment):
+            return batch
+        images, *rest = batch
+        training = self.trainer is not None and self.trainer.training
+        if self.hparams.preload:
+            images = take_windows(images, self.hparams.image_size, train=training)
+        if self.augment is not None and training:
+            images = self.augment(images)
+        return (images, *rest)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
