@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from smile.data.dataset import load_rgb
 from smile.data.transforms import CROP_SIZE
+from smile.errors import DataError
 
 
 def preload_size(width: int, height: int, image_size: int) -> tuple[int, int]:
@@ -40,12 +41,21 @@ def load_images(
 ) -> torch.Tensor:
     """``(N, 3, H, W)`` uint8 tensor of the files, scaled by ``image_size / 178`` (PIL bilinear, antialiased)."""
     threads = threads or min(4, os.cpu_count() or 1)
+    first = _load(Path(image_dir) / files[0], image_size)
+    out = np.empty((len(files), *first.shape), dtype=np.uint8)  # filled in place: no second copy
+
+    def fill(index: int) -> None:
+        array = _load(Path(image_dir) / files[index], image_size) if index else first
+        if array.shape != first.shape:
+            raise DataError(
+                f"{files[index]}: {array.shape[1]}x{array.shape[0]} after scaling, unlike {files[0]}'s "
+                f"{first.shape[1]}x{first.shape[0]}; data.preload needs images of one size"
+            )
+        out[index] = array
+
     with ThreadPoolExecutor(threads) as pool:
-        arrays = list(pool.map(lambda name: _load(Path(image_dir) / name, image_size), files))
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise ValueError(f"data.preload needs images of one size; found {sorted(shapes)[:3]}")
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        list(pool.map(fill, range(len(files))))
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
 
 
 class PreloadedImages(Dataset):
