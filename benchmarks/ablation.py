@@ -164,6 +164,10 @@ def train(
         wall += time.perf_counter() - wall0
         cpu += time.process_time() - cpu0
         curve.append(evaluate(net, val_images, val_labels, bf16=bf16))
+        print(
+            f"  {run.name} epoch {len(curve)}: val {curve[-1]:.4f} ({wall:.0f} s, CPU {cpu:.0f} s)",
+            flush=True,
+        )
     result = {"val_acc": curve[-1], "val_curve": curve, "train_wall_s": wall, "train_cpu_s": cpu}
     result["val_acc_tta"] = evaluate(net, val_images, val_labels, tta=True, bf16=bf16)
     if ema is not None:
