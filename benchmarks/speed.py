@@ -16,11 +16,20 @@ import time
 
 import torch
 
-from smile.models import NETWORKS, build_network
+from smile.models import build_network
+
+#: label -> (model.net, model.net_kwargs)
+NETS = {
+    "original": ("original", {}),
+    "original_bn": ("original_bn", {}),
+    "resnet": ("resnet", {}),
+    "resnet_spatial": ("resnet", {"head": "spatial"}),  # configs/smile-plus.yaml
+}
 
 
-def measure(name: str, batch: int, bf16: bool, seconds: float) -> dict:
-    net = build_network(name, 1).eval().to(memory_format=torch.channels_last)
+def measure(label: str, batch: int, bf16: bool, seconds: float) -> dict:
+    name, kwargs = NETS[label]
+    net = build_network(name, 1, **kwargs).eval().to(memory_format=torch.channels_last)
     x = torch.rand(batch, 3, 64, 64).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         net(x)  # warm-up
@@ -30,7 +39,7 @@ def measure(name: str, batch: int, bf16: bool, seconds: float) -> dict:
             count += 1
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {
-        "net": name,
+        "net": label,
         "params": sum(p.numel() for p in net.parameters()),
         "precision": "bf16" if bf16 else "32",
         "images_per_s": count * batch / wall,
@@ -40,7 +49,7 @@ def measure(name: str, batch: int, bf16: bool, seconds: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nets", nargs="*", default=list(NETWORKS))
+    parser.add_argument("--nets", nargs="*", default=list(NETS), choices=list(NETS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=5.0, help="time each measurement for this long")
@@ -49,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     results = [measure(n, args.batch, bf16, args.seconds) for n in args.nets for bf16 in (False, True)]
     print(f"batch {args.batch}, {args.threads} threads, inference_mode, channels-last")
-    print(f"| {'net':<12} | {'params':>9} | precision | images/s | images/CPU-s |")
-    print(f"|{'-' * 14}|{'-' * 11}|-----------|---------:|-------------:|")
+    print(f"| {'net':<14} | {'params':>9} | precision | images/s | images/CPU-s |")
+    print(f"|{'-' * 16}|{'-' * 11}|-----------|---------:|-------------:|")
     for r in results:
         print(
-            f"| {r['net']:<12} | {r['params']:>9,} | {r['precision']:>9} | {r['images_per_s']:>8.0f} "
+            f"| {r['net']:<14} | {r['params']:>9,} | {r['precision']:>9} | {r['images_per_s']:>8.0f} "
             f"| {r['images_per_cpu_s']:>12.0f} |"
         )
     if args.json:

@@ -41,6 +41,15 @@ def test_parameter_counts() -> None:
     assert count == {"original": 388_673, "original_bn": 389_153, "resnet": 1_226_657}
 
 
+def test_spatial_head() -> None:
+    net = build_network("resnet", 3, head="spatial", head_channels=8).eval()
+    assert net(torch.rand(2, 3, 64, 64)).shape == (2, 3)
+    assert net.head.in_features == 8 * 4 * 4
+    assert sum(p.numel() for p in build_network("resnet", 1, head="spatial").parameters()) == 1_230_785
+    with pytest.raises(ValueError, match="Unknown head"):
+        build_network("resnet", 1, head="attention")
+
+
 def test_resnet_options() -> None:
     net = build_network("resnet", 2, widths=[8, 16], blocks=[1, 2], dropout=0.1)
     assert net(torch.rand(2, 3, 64, 64)).shape == (2, 2)
