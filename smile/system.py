@@ -1,4 +1,7 @@
-"""The LightningModule: a network from :mod:`smile.models`, BCE loss, Adam, per-attribute metrics."""
+"""The LightningModule: a network from :mod:`smile.models`, BCE loss, Adam, per-attribute metrics.
+
+The recipe options (optimizer, scheduler, label smoothing, weight averaging, flip averaging; see
+:mod:`smile.recipe`) default to the original notebook's recipe."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from smile.metrics import (
     confusion_counts,
 )
 from smile.models import build_network
+from smile.recipe import build_optimizer, build_scheduler, ema_model, flip_averaged, smooth_targets
 
 
 class AttributeClassifier(pl.LightningModule):
@@ -29,10 +33,17 @@ class AttributeClassifier(pl.LightningModule):
         attributes: the attribute names, in head order (set from ``data.attributes`` by the CLI).
         net: the network's name in :data:`smile.models.NETWORKS`.
         net_kwargs: extra arguments of the network.
-        lr: Adam's learning rate.
-        weight_decay: Adam's L2 penalty.
-        channels_last: keep the network's weights (and so its activations) in channels-last memory
-            format, which convolutions run faster in on GPUs (and with oneDNN on CPUs).
+        lr: the (peak) learning rate.
+        weight_decay: Adam's L2 penalty on all parameters; AdamW's/SGD's decay on weights only.
+        optimizer: ``adam`` (the original), ``adamw`` or ``sgd``.
+        scheduler: ``none`` (constant), ``cosine`` or ``onecycle``, stepped every batch.
+        warmup_epochs: linear warm-up of the schedule, in epochs (fractions allowed).
+        label_smoothing: train on targets ``t * (1 - eps) + eps / 2``.
+        ema_decay: keep an exponential moving average of the weights with this decay per step, and
+            validate, test, predict and checkpoint-select with it (``null``: none).
+        tta: in validation, test and predict, average the logits of each image and its mirror image.
+        channels_last: keep the network's weights and inputs in channels-last memory format, which
+            convolutions run faster in on GPUs and with oneDNN on CPUs.
         compile: compile the network with ``torch.compile`` (the checkpoint's keys do not change).
     """
 
@@ -43,6 +54,12 @@ class AttributeClassifier(pl.LightningModule):
         net_kwargs: dict[str, Any] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        scheduler: str = "none",
+        warmup_epochs: float = 0.0,
+        label_smoothing: float = 0.0,
+        ema_decay: float | None = None,
+        tta: bool = False,
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
@@ -51,6 +68,9 @@ class AttributeClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.hparams.attributes = self.attributes
         self.net = build_network(net, len(self.attributes), **(net_kwargs or {}))
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.ema = ema_model(self.net, ema_decay) if ema_decay is not None else None
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.train_stats = attribute_stat_scores(len(self.attributes))
         self.val_stats = attribute_stat_scores(len(self.attributes))
@@ -66,8 +86,14 @@ class AttributeClassifier(pl.LightningModule):
             self.net.compile()
 
     def forward(self, images: Tensor) -> Tensor:
-        """Logits, ``(batch, num_attributes)``."""
-        return self.net(images)
+        """Logits, ``(batch, num_attributes)``: of the trained network in training, else of the averaged
+        weights (``ema_decay``) and with flip averaging (``tta``) when these are on."""
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if self.training:
+            return self.net(images)
+        net = self.ema.module if self.ema is not None else self.net
+        return flip_averaged(net, images) if self.hparams.tta else net(images)
 
     def _stats(self, stage: str) -> Metric:
         return getattr(self, f"{stage}_stats")
@@ -75,7 +101,8 @@ class AttributeClassifier(pl.LightningModule):
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, targets = batch
         logits = self(images)
-        loss = self.loss_fn(logits, targets)
+        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        loss = self.loss_fn(logits, smooth_targets(targets, smoothing))
         probs, labels = logits.detach().sigmoid(), targets.int()
         if len(self.attributes) == 1:  # binary metrics take (batch,) tensors
             probs, labels = probs[:, 0], labels[:, 0]
@@ -128,8 +155,19 @@ class AttributeClassifier(pl.LightningModule):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).sigmoid()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        optimizer = build_optimizer(self.net, hp.optimizer, hp.lr, hp.weight_decay)
+        if hp.scheduler == "none":
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        scheduler = build_scheduler(optimizer, hp.scheduler, total, round(hp.warmup_epochs * total / epochs))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = list(checkpoint.get("hyper_parameters", {}).get("attributes", []))

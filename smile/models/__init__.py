@@ -7,8 +7,13 @@ from typing import Any
 from torch import nn
 
 from smile.models.original import OriginalCNN
+from smile.models.resnet import OriginalBN, SmallResNet
 
-NETWORKS: dict[str, type[nn.Module]] = {"original": OriginalCNN}
+NETWORKS: dict[str, type[nn.Module]] = {
+    "original": OriginalCNN,
+    "original_bn": OriginalBN,
+    "resnet": SmallResNet,
+}
 
 
 def build_network(name: str, num_outputs: int, **kwargs: Any) -> nn.Module:

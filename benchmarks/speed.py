@@ -1,0 +1,75 @@
+"""Parameter count and CPU inference speed of the networks (``model.net``), on 64x64 inputs.
+
+    PYTHONPATH=. python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet]
+
+Images per second of the forward pass in ``torch.inference_mode`` at the given batch size, float32 and
+bfloat16 autocast, channels-last. Besides wall-clock speed it prints images per CPU-second (the process's
+CPU time), which is the steadier figure on a machine shared with other work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from smile.models import build_network
+
+#: label -> (model.net, model.net_kwargs)
+NETS = {
+    "original": ("original", {}),
+    "original_bn": ("original_bn", {}),
+    "resnet": ("resnet", {}),
+    "resnet_spatial": ("resnet", {"head": "spatial"}),  # configs/smile-plus.yaml
+}
+
+
+def measure(label: str, batch: int, bf16: bool, seconds: float) -> dict:
+    name, kwargs = NETS[label]
+    net = build_network(name, 1, **kwargs).eval().to(memory_format=torch.channels_last)
+    x = torch.rand(batch, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        net(x)  # warm-up
+        count, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
+        while time.perf_counter() - wall0 < seconds or count < 3:
+            net(x)
+            count += 1
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {
+        "net": label,
+        "params": sum(p.numel() for p in net.parameters()),
+        "precision": "bf16" if bf16 else "32",
+        "images_per_s": count * batch / wall,
+        "images_per_cpu_s": count * batch / cpu,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nets", nargs="*", default=list(NETS), choices=list(NETS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--seconds", type=float, default=5.0, help="time each measurement for this long")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results = [measure(n, args.batch, bf16, args.seconds) for n in args.nets for bf16 in (False, True)]
+    print(f"batch {args.batch}, {args.threads} threads, inference_mode, channels-last")
+    print(f"| {'net':<14} | {'params':>9} | precision | images/s | images/CPU-s |")
+    print(f"|{'-' * 16}|{'-' * 11}|-----------|---------:|-------------:|")
+    for r in results:
+        print(
+            f"| {r['net']:<14} | {r['params']:>9,} | {r['precision']:>9} | {r['images_per_s']:>8.0f} "
+            f"| {r['images_per_cpu_s']:>12.0f} |"
+        )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"batch": args.batch, "threads": args.threads, "results": results}, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

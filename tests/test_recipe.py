@@ -1,0 +1,173 @@
+"""The stronger recipe's parts (issue 7): networks, batch augmentation, preload, recipe options in a fit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from smile.cli import main
+from smile.data.augment import BatchAugment, take_windows
+from smile.data.datamodule import CelebADataModule
+from smile.models import NETWORKS, build_network
+from smile.recipe import build_optimizer, build_scheduler, flip_averaged, lr_factor, smooth_targets
+from smile.system import AttributeClassifier
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+FAST = [
+    "--seed_everything", "7",
+    "--trainer.accelerator", "cpu",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+    "--trainer.limit_train_batches", "2",
+    "--trainer.limit_val_batches", "1",
+    "--trainer.limit_test_batches", "1",
+    "--data.batch_size", "8",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("outputs", [1, 40])
+def test_every_network_gives_one_logit_per_attribute(name: str, outputs: int) -> None:
+    net = build_network(name, outputs).eval()
+    assert net(torch.rand(3, 3, 64, 64)).shape == (3, outputs)
+
+
+def test_parameter_counts() -> None:
+    count = {name: sum(p.numel() for p in build_network(name, 1).parameters()) for name in NETWORKS}
+    assert count == {"original": 388_673, "original_bn": 389_153, "resnet": 1_226_657}
+
+
+def test_spatial_head() -> None:
+    net = build_network("resnet", 3, head="spatial", head_channels=8).eval()
+    assert net(torch.rand(2, 3, 64, 64)).shape == (2, 3)
+    assert net.head.in_features == 8 * 4 * 4
+    assert sum(p.numel() for p in build_network("resnet", 1, head="spatial").parameters()) == 1_230_785
+    with pytest.raises(ValueError, match="Unknown head"):
+        build_network("resnet", 1, head="attention")
+
+
+def test_resnet_options() -> None:
+    net = build_network("resnet", 2, widths=[8, 16], blocks=[1, 2], dropout=0.1)
+    assert net(torch.rand(2, 3, 64, 64)).shape == (2, 2)
+    with pytest.raises(ValueError, match="blocks has 3 entries"):
+        build_network("resnet", 1, widths=[8, 16], blocks=[1, 1, 1])
+
+
+def test_windows_crop_flip_and_centre() -> None:
+    images = torch.arange(2 * 3 * 78 * 64, dtype=torch.float32).reshape(2, 3, 78, 64) % 251
+    images = images.to(torch.uint8)
+    centre = take_windows(images, 64, train=False)
+    assert centre.shape == (2, 3, 64, 64) and centre.dtype == torch.float32
+    assert torch.equal(centre, images[:, :, 7:71].float() / 255)
+    windows = take_windows(images, 64, train=True, generator=torch.Generator().manual_seed(0))
+    for window, image in zip(windows, images.float() / 255):
+        matches = [
+            torch.equal(window, candidate)
+            for top in range(15)
+            for candidate in (image[:, top : top + 64], image[:, top : top + 64].flip(-1))
+        ]
+        assert sum(matches) >= 1
+
+
+def test_batch_augment_keeps_shape_and_range_and_is_identity_when_off() -> None:
+    x = torch.rand(16, 3, 64, 64)
+    assert torch.equal(BatchAugment()(x), x)
+    augment = BatchAugment(0.3, 0.3, 0.3, rotate=10, scale=0.1, translate=0.05, erase=1.0)
+    y = augment(x, generator=torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert not torch.allclose(y, x)
+
+
+def test_schedule_warms_up_then_decays() -> None:
+    assert lr_factor(0, 100, 10, "onecycle") == pytest.approx(0.04)
+    assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(100, 100, 10, "cosine") == pytest.approx(0.0)
+    net = torch.nn.Linear(2, 1)
+    optimizer = build_optimizer(net, "adamw", 1e-3, 0.05)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]  # no decay on the bias
+    assert build_scheduler(optimizer, "none", 10, 0) is None
+    with pytest.raises(ValueError, match="Unknown scheduler"):
+        build_scheduler(optimizer, "step", 10, 0)
+    with pytest.raises(ValueError, match="Unknown optimizer"):
+        build_optimizer(net, "lion", 1e-3, 0.0)
+
+
+def test_label_smoothing_and_flip_averaging() -> None:
+    assert torch.allclose(smooth_targets(torch.tensor([0.0, 1.0]), 0.1), torch.tensor([0.05, 0.95]))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 1))
+    x = torch.rand(2, 3, 4, 4)
+    assert torch.allclose(flip_averaged(net, x), (net(x) + net(x.flip(-1))) / 2)
+
+
+def test_system_evaluates_with_the_averaged_weights() -> None:
+    system = AttributeClassifier(net="original_bn", ema_decay=0.9, tta=True, channels_last=True)
+    with torch.no_grad():
+        for p in system.net.parameters():
+            p.add_(1.0)  # the trained weights move; the average has not been updated yet
+    system.eval()
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(system(x), flip_averaged(system.ema.module.eval(), x), atol=1e-5)
+    system.ema.update_parameters(system.net)  # the first update copies the weights
+    assert torch.allclose(system(x), flip_averaged(system.net.eval(), x), atol=1e-5)
+
+
+def test_defaults_are_the_original_recipe() -> None:
+    system = AttributeClassifier()
+    assert system.hparams.net == "original" and system.ema is None
+    assert (system.hparams.optimizer, system.hparams.scheduler, system.hparams.tta) == ("adam", "none", False)
+    assert system.hparams.label_smoothing == 0.0
+    config = yaml.safe_load((CONFIGS / "smile.yaml").read_text())
+    assert config["model"] == {"net": "original", "lr": 0.001}
+    assert "preload" not in config["data"] and "augment" not in config["data"]
+
+
+def test_preloaded_batches_are_cut_on_the_device(synthetic_root: Path) -> None:
+    data = CelebADataModule(root=str(synthetic_root), preload=True, num_workers=0, batch_size=8)
+    data.setup()
+    assert data.datasets["train"].images.shape[1:] == (3, 78, 64)
+    assert data.datasets["train"].images.dtype == torch.uint8
+    images, labels = next(iter(data.val_dataloader()))
+    assert images.shape == (8, 3, 78, 64) and labels.shape == (8, 1)
+    images, _ = data.on_after_batch_transfer((images, labels), 0)  # no trainer: evaluation windows
+    assert images.shape == (8, 3, 64, 64) and images.dtype == torch.float32
+    assert data.predict_files()[0].name == "000181.jpg"
+
+
+def test_recipe_config_fits_tests_and_checkpoints_the_average(synthetic_root: Path, tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    args = ["fit", "--config", str(CONFIGS / "smile-plus.yaml"), "--data.root", str(synthetic_root)]
+    args += ["--trainer.max_epochs", "2", "--trainer.precision", "32", "--test_after_fit", "true", *FAST]
+    assert main(args) == 0
+    checkpoint = torch.load("lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["net"] == "resnet"
+    assert any(key.startswith("ema.module.") for key in checkpoint["state_dict"])
+    assert checkpoint["state_dict"]["ema.n_averaged"] == 4
+    assert checkpoint["lr_schedulers"], "the one-cycle schedule is saved for resuming"
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])
+def test_options_in_a_fast_dev_run(synthetic_root: Path, tmp_path: Path, scheduler: str) -> None:
+    os.chdir(tmp_path)
+    args = ["fit", "--data.root", str(synthetic_root), "--trainer.fast_dev_run", "true", *FAST]
+    args += ["--model.net", "original_bn", "--model.optimizer", "adamw", "--model.scheduler", scheduler]
+    args += ["--model.warmup_epochs", "0.5", "--model.label_smoothing", "0.1", "--model.ema_decay", "0.99"]
+    args += [
+        "--model.tta",
+        "true",
+        "--data.num_workers",
+        "0",
+        "--data.augment",
+        '{"brightness": 0.2, "erase": 0.5}',
+    ]
+    assert main(args) == 0
+
+
+@pytest.fixture(autouse=True)
+def _restore_cwd():
+    previous = Path.cwd()
+    yield
+    os.chdir(previous)
