@@ -40,7 +40,9 @@ def predict_split(
     try:
         with torch.inference_mode():
             for index, batch in enumerate(loader):
-                probs.append(model.predict_step(move_data_to_device(batch, device), index).float().cpu())
+                # the datamodule's device-side step (cached uint8 batches are cropped there)
+                inputs = datamodule.on_after_batch_transfer(move_data_to_device(batch, device), 0)
+                probs.append(model.predict_step(inputs, index).float().cpu())
                 labels.append(batch[1].cpu())
     finally:
         model.train(was_training)
@@ -177,13 +179,20 @@ def _checkpoint_source(
 
 def report_after_test(trainer: Any, model: torch.nn.Module, datamodule: Any) -> dict[str, Any] | None:
     """The CLI's report after ``test``: into ``<run folder>/report``, with the default settings."""
+    log_dir = trainer.log_dir  # on every process: it is a collective under DDP
     if not trainer.is_global_zero or datamodule is None:
+        return None
+    if trainer.world_size > 1:  # each process holds a share of the split: report from one process instead
+        print(
+            f"The report is not written under {trainer.world_size} processes; write it with "
+            f"python -m smile report --ckpt_path {trainer.ckpt_path or 'best'}"
+        )
         return None
     for logger in trainer.loggers:  # the training curves are read back from the event files
         experiment = getattr(logger, "experiment", None)
         if hasattr(experiment, "flush"):
             experiment.flush()
-    run_dir = Path(trainer.log_dir or ".")
+    run_dir = Path(log_dir or ".")
     path = Path(trainer.ckpt_path) if trainer.ckpt_path else None
     checkpoint = load_checkpoint(path) if path is not None and path.is_file() else None
     return make_report(
