@@ -1,5 +1,6 @@
 """DDP through Lightning's own strategy, 2 processes on CPU (gloo): training runs, and validation, test and
-predictions count every sample of a split exactly once (compared with one process on the same checkpoint)."""
+predictions count every sample of a split exactly once (compared with one process on the same checkpoint).
+The default suite runs one 2-process fit (+ test); the slow test adds interruption, resume and predict."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def test_ddp_two_processes_count_every_sample_once(synthetic_root: Path, tmp_pat
     # 32 training images, 4 per batch per process: 4 steps
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
 
-    val, test, probabilities = single_process(synthetic_root, run / "checkpoints" / "best.ckpt")
+    val, test, _ = single_process(synthetic_root, run / "checkpoints" / "best.ckpt")
     print(f"\n2 processes (DDP, gloo): { {k: v for k, v in ddp.items() if k.startswith(('val', 'test'))} }")
     print(f"1 process, same checkpoint: {val | test}")
     for key in ("val/acc", "val/Smiling/acc", "test/acc", "test/Smiling/acc"):
@@ -100,22 +101,27 @@ def test_ddp_two_processes_count_every_sample_once(synthetic_root: Path, tmp_pat
     for key in ("val/loss", "test/loss"):
         assert ddp[key] == pytest.approx((val | test)[key], rel=1e-6), key  # summed in another order
 
-    predict = smile(
-        ["predict", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), *COMMON, *DDP], tmp_path
-    )
+
+def check_ddp_predictions(checkpoint: Path, cwd: Path, expected: list[float]) -> None:
+    """``predict`` with 2 processes writes one predictions.csv with each test image once."""
+    predict = smile(["predict", "--ckpt_path", str(checkpoint), *COMMON, *DDP], cwd)
     assert predict.returncode == 0, predict.stderr[-4000:]
+    run = checkpoint.parent.parent
     with open(run / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert not list(run.glob("rank*-predictions.csv")), "one file, not one per process"
     assert len(rows) == SPLIT and len({row["image"] for row in rows}) == SPLIT
-    assert [float(row["Smiling"]) for row in rows] == pytest.approx(probabilities, abs=1e-6)
+    assert [float(row["Smiling"]) for row in rows] == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.slow
-def test_ddp_sigterm_mid_epoch_then_resume_is_exact(synthetic_root: Path, tmp_path: Path) -> None:
+def test_ddp_sigterm_mid_epoch_then_resume_is_exact_and_predicts_once(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
     """Every process gets SIGTERM mid-epoch (as under torchrun, SLURM or Ctrl-C; Lightning's launcher also
     forwards it): they agree on one step, save last.ckpt and stop; resuming with 2 processes ends exactly
-    like an uninterrupted 2-process run (weights and every logged figure)."""
+    like an uninterrupted 2-process run (weights and every logged figure). Then predictions with 2
+    processes: one CSV, each image once, equal to one process's."""
     from test_resume import scalars
 
     args = [
@@ -142,3 +148,5 @@ def test_ddp_sigterm_mid_epoch_then_resume_is_exact(synthetic_root: Path, tmp_pa
     )
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert scalars(interrupted) == scalars(reference)
+    checkpoint = interrupted / "lightning_logs/version_0/checkpoints/last.ckpt"
+    check_ddp_predictions(checkpoint, interrupted, single_process(synthetic_root, checkpoint)[2])
