@@ -6,7 +6,7 @@ written as JSON. It selects nothing on the test split and reports none.
 
     PYTHONPATH=. python benchmarks/ablation.py --root ../shared/celeba-sample [--jobs 2]
 
-The images are decoded once into memory (``data.preload``) and every run uses a lean training loop
+The images are decoded once into memory (the decoded cache, ``data.cache``) and every run uses a lean training loop
 with the project's own parts (networks from :mod:`smile.models`, :mod:`smile.recipe`,
 :mod:`smile.data.augment`) on one thread per run, so that the table measures the recipe rather than
 JPEG decoding. The CLI (``python -m smile fit --config configs/smile-plus.yaml``) trains the same
@@ -30,6 +30,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -105,10 +106,10 @@ def recipe_runs(original_epochs: int) -> list[Run]:
 
 
 def load_split(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    data = CelebADataModule(root=root, preload=True, num_workers=0)
+    data = CelebADataModule(root=root, cache=True, num_workers=0)
     data.setup()
-    dataset = data.datasets[split]
-    return dataset.images, dataset.labels
+    cache = data.split_cache(split)
+    return torch.from_numpy(np.array(cache.images)), torch.from_numpy(cache.labels.astype(np.float32))
 
 
 PRECISION = {"bf16": True, "32": False}

@@ -1,4 +1,4 @@
-"""The stronger recipe's parts (issue 7): networks, batch augmentation, preload, recipe options in a fit."""
+"""The stronger recipe's parts (issue 7): networks, batch augmentation, recipe options in a fit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import yaml
 
 from smile.cli import main
 from smile.data.augment import BatchAugment, take_windows
-from smile.data.datamodule import CelebADataModule
 from smile.models import NETWORKS, build_network
 from smile.recipe import build_optimizer, build_scheduler, flip_averaged, lr_factor, smooth_targets
 from smile.system import AttributeClassifier
@@ -122,19 +121,7 @@ def test_defaults_are_the_original_recipe() -> None:
     assert system.hparams.label_smoothing == 0.0
     config = yaml.safe_load((CONFIGS / "smile.yaml").read_text())
     assert config["model"] == {"net": "original", "lr": 0.001}
-    assert "preload" not in config["data"] and "augment" not in config["data"]
-
-
-def test_preloaded_batches_are_cut_on_the_device(synthetic_root: Path) -> None:
-    data = CelebADataModule(root=str(synthetic_root), preload=True, num_workers=0, batch_size=8)
-    data.setup()
-    assert data.datasets["train"].images.shape[1:] == (3, 78, 64)
-    assert data.datasets["train"].images.dtype == torch.uint8
-    images, labels = next(iter(data.val_dataloader()))
-    assert images.shape == (8, 3, 78, 64) and labels.shape == (8, 1)
-    images, _ = data.on_after_batch_transfer((images, labels), 0)  # no trainer: evaluation windows
-    assert images.shape == (8, 3, 64, 64) and images.dtype == torch.float32
-    assert data.predict_files()[0].name == "000181.jpg"
+    assert "cache" not in config["data"] and "augment" not in config["data"]
 
 
 def test_recipe_config_fits_tests_and_checkpoints_the_average(synthetic_root: Path, tmp_path: Path) -> None:

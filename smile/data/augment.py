@@ -3,7 +3,7 @@
 Two layers, both plain torch so they run on a GPU batch as well as a CPU one:
 
 - :func:`take_windows` cuts the network's square input out of a batch of pre-resized images (the
-  in-memory path of :mod:`smile.data.preload`): a random window and a random horizontal flip for
+  decoded cache, or any uint8 batch): a random window and a random horizontal flip for
   training, the centre window for evaluation. On 64x78 images this is exactly the original recipe's
   RandomCrop(178x178) + RandomHorizontalFlip + Resize(64) on the 178x218 face, up to resampling.
 - :class:`BatchAugment` adds what the original recipe lacks, on float batches in [0, 1]: colour

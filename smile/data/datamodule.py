@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from smile.data.attributes import resolve_attributes
-from smile.data.augment import BatchAugment, take_windows
+from smile.data.augment import BatchAugment
 from smile.data.dataset import ImageAttributes
 from smile.data.layouts import CelebALayout, detect_layout, read_attributes, read_partition, split_files
 from smile.data.sampling import (
@@ -63,9 +63,6 @@ class CelebADataModule(pl.LightningDataModule):
         aligned: the ``predict_path`` images are already aligned CelebA-style crops: skip detection.
         detector: face detector for ``predict_path`` (``auto``, ``mtcnn``, ``yunet``, ``haar``).
         annotate_dir: with ``predict_path``, also write copies of the photos with boxes and labels here.
-        preload: decode each split once into memory (uint8, scaled so that 178 pixels become
-            ``image_size``) and cut the crop and flip on the batch after it reaches the device;
-            see :mod:`smile.data.preload`. Loader processes are then not needed (``num_workers: 0``).
         augment: further training augmentation on the device, the arguments of
             :class:`smile.data.augment.BatchAugment` (colour jitter, small affine, random erasing).
     """
@@ -90,7 +87,6 @@ class CelebADataModule(pl.LightningDataModule):
         aligned: bool = False,
         detector: str = "auto",
         annotate_dir: str | None = None,
-        preload: bool = False,
         augment: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
@@ -178,13 +174,6 @@ class CelebADataModule(pl.LightningDataModule):
                 )
             files = [table.files[i] for i in rows]
             self.split_rows[split] = rows
-            if self.hparams.preload:
-                from smile.data.preload import PreloadedImages
-
-                self.datasets[split] = PreloadedImages(
-                    self.layout.images, files, labels[rows], self.hparams.image_size
-                )
-                continue
             transform = (
                 train_transform(self.hparams.image_size)
                 if split == "train"
@@ -244,11 +233,6 @@ class CelebADataModule(pl.LightningDataModule):
             self._train_sampler = sampler
         else:
             sampler = EpochSampler(len(dataset), shuffle=False, num_replicas=world, rank=rank, pad=False)
-        extra: dict[str, Any] = {}
-        if self.hparams.preload:
-            from smile.data.preload import collate_preloaded
-
-            extra["collate_fn"] = collate_preloaded
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
@@ -256,7 +240,6 @@ class CelebADataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
-            **extra,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -268,22 +251,18 @@ class CelebADataModule(pl.LightningDataModule):
         self._resume_position = resume_position(state_dict.get("train_position"))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """On the device: crop (and flip, in training) cached or preloaded uint8 images, then the
-        further training augmentation."""
+        """On the device: crop (and flip, in training) cached uint8 images, then the further training
+        augmentation (``augment``)."""
         training = self.trainer is not None and self.trainer.training
         if self.hparams.cache:
             from smile.data.batch_transforms import transform_cached_batch
             from smile.data.cache import cache_geometry
 
             batch = transform_cached_batch(batch, cache_geometry(self.hparams.image_size), training)
-        if not (self.hparams.preload or self.augment):
+        if self.augment is None or not training:
             return batch
         images, *rest = batch
-        if self.hparams.preload:
-            images = take_windows(images, self.hparams.image_size, train=training)
-        if self.augment is not None and training:
-            images = self.augment(images)
-        return (images, *rest)
+        return (self.augment(images), *rest)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
