@@ -130,6 +130,7 @@ class PhotoFaces(Dataset):
         detector: str | Callable = "auto",
         annotate_dir: str | Path | None = None,
         verbose: bool = True,
+        min_face: int = 40,
     ) -> PhotoFaces:
         """Open every file of ``path`` and find its faces (or, ``aligned``, take each file as one)."""
         path = Path(path)
@@ -139,7 +140,7 @@ class PhotoFaces(Dataset):
             from smile.faces import FaceAligner  # needs OpenCV (the ``photos`` extra)
 
             try:
-                aligner = FaceAligner(detector)
+                aligner = FaceAligner(detector, min_face=min_face)
             except ImportError as err:
                 raise DataError(
                     f"{err}. Images that are already aligned CelebA crops can skip detection with "

@@ -62,6 +62,7 @@ class CelebADataModule(pl.LightningDataModule):
             (:mod:`smile.photos`). The CelebA files under ``root`` are then not needed.
         aligned: the ``predict_path`` images are already aligned CelebA-style crops: skip detection.
         detector: face detector for ``predict_path`` (``auto``, ``mtcnn``, ``yunet``, ``haar``).
+        min_face: with ``predict_path``, ignore faces narrower than this many pixels of the photo.
         annotate_dir: with ``predict_path``, also write copies of the photos with boxes and labels here.
         augment: further training augmentation on the device, the arguments of
             :class:`smile.data.augment.BatchAugment` (colour jitter, small affine, random erasing).
@@ -86,6 +87,7 @@ class CelebADataModule(pl.LightningDataModule):
         predict_path: str | None = None,
         aligned: bool = False,
         detector: str = "auto",
+        min_face: int = 40,
         annotate_dir: str | None = None,
         augment: dict[str, float] | None = None,
     ) -> None:
@@ -152,6 +154,7 @@ class CelebADataModule(pl.LightningDataModule):
                     eval_transform(self.hparams.image_size),
                     aligned=self.hparams.aligned,
                     detector=self.hparams.detector,
+                    min_face=self.hparams.min_face,
                     annotate_dir=self.hparams.annotate_dir,
                 )
             return
