@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from smile.evaluation.metrics import Counts
+from smile.io import umask
 
 DPI = 100
 
@@ -30,6 +31,7 @@ def save_png(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~umask())  # readable like any new file, not mkstemp's 0600
     os.close(fd)
     try:
         figure.savefig(tmp, format="png", dpi=DPI)
@@ -155,7 +157,8 @@ def summary(
     axes[0].set_title(f"accuracy, mean {np.nanmean(acc):.4f} ({split})", fontsize=10)
     axes[0].legend(loc="lower right", fontsize=8)
     axes[1].barh(y, np.nan_to_num(np.asarray(area, float)[order]), color="C2")
-    axes[1].axvline(0.5, color="0.5", linestyle="--", linewidth=1)
+    axes[1].axvline(0.5, color="black", linestyle="--", linewidth=1, zorder=3, label="chance")
+    axes[1].legend(loc="lower right", fontsize=8)
     axes[1].set_xlim(0.0, 1.0)
     axes[1].set_title(f"AUROC, mean {np.nanmean(np.asarray(area, float)):.3f}", fontsize=10)
     axes[2].barh(y, np.nan_to_num(np.asarray(ece, float)[order]), color="C3")

@@ -491,7 +491,7 @@ def write_report(
         emit(
             "Training",
             "training_curves",
-            plots.training_curves(curves, f"training curves ({len(curves)} series)"),
+            plots.training_curves(curves, "training curves, per epoch, from the run's TensorBoard logs"),
         )
 
     report["confident_errors"] = {}
