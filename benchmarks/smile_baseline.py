@@ -19,6 +19,8 @@ Our model: a checkpoint (``--ckpt``, required: train one first, e.g. ``python -m
 configs/smile.yaml --data.root ../shared/celeba-sample``) with a ``Smiling`` output, fed the usual
 evaluation transform, batches of 64, called smiling at p >= 0.5.
 
+``--pixel-reference`` adds a reference row: ridge regression on the grey pixels of the training split.
+
 ``--photos N`` also puts the first N images of the split into synthetic "photos"
 (:func:`smile.faces.make_photo`: scaled 0.7-1.6x, rotated up to 10 degrees, on clutter, JPEG) and runs
 the predict-on-photos path (MTCNN detection and alignment, then the model; the Haar rule on the same
@@ -187,6 +189,44 @@ def run_model(model, index: int, size: int, files: list[Path], batch_size: int =
     return probs, len(files) / (time.perf_counter() - start)
 
 
+def _grey_features(images):
+    import torch
+
+    return torch.nn.functional.avg_pool2d(torch.stack(images).mean(1, keepdim=True), 2).flatten(1).double()
+
+
+def pixel_reference(
+    train_files: list[Path], train_labels: list[int], files: list[Path], ridge: float = 100.0
+):
+    """A reference point, not a contender: ridge regression (closed form) on the standardised grey levels
+    of the 64x64 input averaged to 32x32, fitted on ``train_files``; predictions and images/s."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from smile.data.transforms import eval_transform
+
+    transform = eval_transform(64)
+
+    def load(paths: list[Path]) -> list:
+        out = []
+        for path in paths:
+            with Image.open(path) as image:
+                out.append(transform(image.convert("RGB")))
+        return out
+
+    grey = _grey_features(load(train_files))
+    mean, std = grey.mean(0), grey.std(0) + 1e-6
+    design = torch.cat([(grey - mean) / std, torch.ones(len(grey), 1, dtype=torch.float64)], 1)
+    targets = torch.tensor(train_labels, dtype=torch.float64) * 2 - 1
+    eye = ridge * torch.eye(design.shape[1], dtype=torch.float64)
+    weights = torch.linalg.solve(design.T @ design + eye, design.T @ targets)
+    start = time.perf_counter()
+    test = (_grey_features(load(files)) - mean) / std
+    scores = (torch.cat([test, torch.ones(len(test), 1, dtype=torch.float64)], 1) @ weights).numpy()
+    return (scores >= 0).astype(np.int64), len(files) / (time.perf_counter() - start)
+
+
 def run_photos(
     model, index: int, size: int, rule: HaarSmile, files: list[Path], labels: list[int], seed: int
 ) -> dict:
@@ -255,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse the Haar setting of an earlier --out JSON instead of tuning again",
     )
     parser.add_argument("--limit", type=int, help="use only the first N images of each split (quick runs)")
+    parser.add_argument(
+        "--pixel-reference",
+        action="store_true",
+        help="also fit a linear classifier on grey pixels of the train split, as a reference point",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = parser.parse_args(argv)
@@ -308,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         ("OpenCV Haar smile cascade", float((np.array(haar_pred) == truth).mean()), haar_speed),
         (f"smile model ({args.ckpt.name})", float(((probs >= 0.5) == truth).mean()), model_speed),
     ]
+    if args.pixel_reference:
+        train_files, train_labels = load_split(root, "train")
+        pixel_pred, pixel_speed = pixel_reference(train_files, train_labels, files)
+        name = "reference: ridge on 32x32 grey pixels"
+        rows.append((name, float((pixel_pred == truth).mean()), pixel_speed))
     print(
         f"\n{args.split} split of {source}: {len(files)} images, Smiling in {truth.mean():.1%}; "
         f"{args.threads} thread(s), decoding included"
