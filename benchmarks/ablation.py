@@ -74,7 +74,9 @@ def recipe_runs(original_epochs: int) -> list[Run]:
     original = Run(
         "original", f"configs/smile.yaml: original CNN, Adam 1e-3, batch 32 ({original_epochs} ep)"
     )
-    bn = replace(original, name="original_bn", change="+ BatchNorm in the original CNN", epochs=None)
+    bn = replace(
+        original, name="original_bn", change="+ BatchNorm in the original CNN", net="original_bn", epochs=None
+    )
     resnet = replace(bn, name="resnet", change="ResNet 32-64-128-256 instead (pooled head)", net="resnet")
     spatial = replace(
         resnet,
