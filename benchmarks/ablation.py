@@ -75,7 +75,9 @@ def recipe_runs(original_epochs: int) -> list[Run]:
     original = Run(
         "original", f"configs/smile.yaml: original CNN, Adam 1e-3, batch 32 ({original_epochs} ep)"
     )
-    bn = replace(original, name="original_bn", change="+ BatchNorm in the original CNN", epochs=None)
+    bn = replace(
+        original, name="original_bn", change="+ BatchNorm in the original CNN", net="original_bn", epochs=None
+    )
     resnet = replace(bn, name="resnet", change="ResNet 32-64-128-256 instead (pooled head)", net="resnet")
     spatial = replace(
         resnet,
@@ -197,7 +199,7 @@ def table_rows(runs: list[Run], results: dict[str, dict], epochs: int) -> list[d
     for run in runs:
         result = results[run.name]
         row = {
-            "change": run.change,
+            "change": run.change + (" (*)" if result.get("merged_from") else ""),
             "epochs": run.epochs or epochs,
             "val_acc": result["val_acc"],
             "train_wall_s": result["train_wall_s"],
@@ -242,6 +244,23 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def rebuild(args: argparse.Namespace) -> int:
+    """The table of recorded runs, some of them replaced by the runs of ``--merge`` files."""
+    record = json.loads(Path(args.from_json).read_text())
+    for path in args.merge:
+        for name, run in json.loads(Path(path).read_text())["runs"].items():
+            record["runs"][name] = {**run, "merged_from": str(path)}
+    runs = [run for run in recipe_runs(args.original_epochs) if run.name in record["runs"]]
+    record["rows"] = table_rows(runs, record["runs"], record["epochs"])
+    record["merged"] = list(args.merge)
+    print(format_table(record["rows"]))
+    if args.merge:
+        print("(*) from a separate run: " + ", ".join(args.merge))
+    Path(args.json).write_text(json.dumps(record, indent=2))
+    print(f"\nWrote {args.json}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="../shared/celeba-sample", help="CelebA (official layout)")
@@ -263,7 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, help="train on the first N images only (a smoke test)")
     parser.add_argument("--json", default="ablation.json", help="where to write the results")
+    parser.add_argument(
+        "--from-json", help="train nothing: rebuild the table from the runs recorded in this file"
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        help="take these files' runs (from --only runs) in place of the same rows",
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        return rebuild(args)
 
     runs = recipe_runs(args.original_epochs)
     bf16 = PRECISION[args.precision]
