@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,9 @@ def test_default_output_is_beside_the_checkpoint(smiling_checkpoint: Path, tmp_p
     assert main(["export", "--ckpt_path", str(checkpoint), "--format", "torchscript", "--no_check"]) == 0
     assert (checkpoint.parent / "best.torchscript.pt").is_file()
     assert not list(checkpoint.parent.glob(".*.tmp")), "written atomically, no temporary left"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE((checkpoint.parent / "best.torchscript.pt").stat().st_mode) == 0o666 & ~umask
 
 
 def test_missing_checkpoint_is_a_short_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
