@@ -141,6 +141,7 @@ def test_recipe_config_fits_tests_and_checkpoints_the_average(synthetic_root: Pa
     os.chdir(tmp_path)
     args = ["fit", "--config", str(CONFIGS / "smile-plus.yaml"), "--data.root", str(synthetic_root)]
     args += ["--trainer.max_epochs", "2", "--trainer.precision", "32", "--test_after_fit", "true", *FAST]
+    args += ["--model.ema_decay", "0.99"]  # the recipe dropped the EMA; check that it is checkpointed
     assert main(args) == 0
     checkpoint = torch.load("lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
     assert checkpoint["hyper_parameters"]["net"] == "resnet"
