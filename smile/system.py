@@ -6,7 +6,7 @@ The recipe options (optimizer, scheduler, label smoothing, weight averaging, fli
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -54,8 +54,8 @@ class AttributeClassifier(pl.LightningModule):
         net_kwargs: dict[str, Any] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        optimizer: str = "adam",
-        scheduler: str = "none",
+        optimizer: Literal["adam", "adamw", "sgd"] = "adam",
+        scheduler: Literal["none", "cosine", "onecycle"] = "none",
         warmup_epochs: float = 0.0,
         label_smoothing: float = 0.0,
         ema_decay: float | None = None,

@@ -11,7 +11,7 @@ class OriginalBN(nn.Module):
     """The original 4-conv network (32-64-128-256) with BatchNorm after each convolution.
 
     The same layout as :class:`smile.models.original.OriginalCNN`, with ``dropout`` (default 0.5,
-    as the original) after the first two blocks; 389,633 parameters for one output.
+    as the original) after the first two blocks; 389,153 parameters for one output.
     """
 
     def __init__(self, num_outputs: int = 1, dropout: float = 0.5) -> None:
