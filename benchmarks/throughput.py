@@ -10,8 +10,10 @@ Measures, on the training split:
 - (a) the JPEG pipeline's loader with the settings users get by default (``data.num_workers``: one
   process per core, at most 8; batch size 32), and (b) the cache's loader with its crops and flips,
   one epoch each;
-- (c) a training epoch of the original CNN through Lightning with each, same model and batch size;
-- the network alone on tensors already in memory, the ceiling of (c).
+- (c) a training epoch of the original CNN through Lightning with each, same model and batch size, for
+  each compute setting: float32 as ``configs/smile.yaml`` trains, and bfloat16 autocast with
+  channels-last tensors as ``configs/full.yaml`` does (where the hardware has bfloat16 units);
+- the network alone on tensors already in memory, the ceiling of (c), in the same settings.
 
 Prints one table and writes the figures as JSON (``--json``). The figures are wall-clock rates on
 whatever else the machine is doing: the load average before and after is recorded beside them.
@@ -43,7 +45,6 @@ from smile.data.cache import (  # noqa: E402
     _decode_pil,
     _torchvision_batches,
     cache_geometry,
-    cached_loader,
     default_build_workers,
 )
 from smile.data.datamodule import CelebADataModule, default_num_workers  # noqa: E402
@@ -151,15 +152,39 @@ class EpochTimer(pl.Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def train_epoch(data: CelebADataModule, args: argparse.Namespace) -> dict[str, float]:
+def compute_settings(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """``(precision, channels_last)`` pairs to train with: the flags' one, or smile.yaml's and full.yaml's."""
+    if args.precision is not None or args.channels_last:
+        return [(args.precision or "32-true", args.channels_last)]
+    settings = [("32-true", False)]
+    gpu = torch.cuda.is_available() and args.accelerator != "cpu"
+    if torch.cuda.is_bf16_supported() if gpu else torch.backends.mkldnn.is_available() and bf16_cpu():
+        settings.append(("bf16-mixed", True))
+    return settings
+
+
+def bf16_cpu() -> bool:
+    """Whether the CPU has bfloat16 instructions (without them bf16 autocast is slower, not faster)."""
+    try:
+        return (
+            "avx512_bf16" in Path("/proc/cpuinfo").read_text()
+            or "amx_bf16" in Path("/proc/cpuinfo").read_text()
+        )
+    except OSError:
+        return False
+
+
+def train_epoch(
+    data: CelebADataModule, args: argparse.Namespace, precision: str, channels_last: bool
+) -> dict:
     """One training epoch of the original CNN through Lightning; returns its time and rate."""
     pl.seed_everything(0, verbose=False)
-    model = AttributeClassifier(attributes=["Smiling"], channels_last=args.channels_last)
+    model = AttributeClassifier(attributes=["Smiling"], channels_last=channels_last)
     timer = EpochTimer()
     trainer = pl.Trainer(
         accelerator=args.accelerator,
         devices=1,
-        precision=args.precision,
+        precision=precision,
         max_epochs=1,
         limit_train_batches=args.train_batches or 1.0,
         limit_val_batches=0,
@@ -178,20 +203,26 @@ def train_epoch(data: CelebADataModule, args: argparse.Namespace) -> dict[str, f
     }
 
 
-def network_alone(args: argparse.Namespace, steps: int = 30) -> float:
+def network_alone(args: argparse.Namespace, precision: str, channels_last: bool, steps: int = 30) -> float:
     """Training steps on one batch already in memory: the network's own ceiling (images/s)."""
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() and args.accelerator != "cpu" else "cpu")
-    model = AttributeClassifier(attributes=["Smiling"], channels_last=args.channels_last)
+    model = AttributeClassifier(attributes=["Smiling"], channels_last=channels_last)
     model.configure_model()
     net = model.net.to(device)
     optimizer = torch.optim.Adam(net.parameters())
     images = torch.rand(args.batch_size, 3, 64, 64, device=device)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
     targets = torch.randint(0, 2, (args.batch_size, 1), device=device).float()
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    autocast = precision.startswith(("bf16", "16"))
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
 
     def step() -> None:
-        loss = loss_fn(net(images), targets)
+        with torch.autocast(device.type, dtype=dtype, enabled=autocast):
+            logits = net(images)
+        loss = loss_fn(logits.float(), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -244,18 +275,23 @@ def table(results: dict) -> str:
         ("(b) cache loader + crop/flip (in process)", f"{b['images_per_s']:,.0f}", f"{b['seconds_per_epoch']:.3f}",
          f"{b['images_per_s'] / a['images_per_s']:.1f}x")
     )  # fmt: skip
-    if "train_jpeg" in results:
-        tj, tc = results["train_jpeg"], results["train_cache"]
+    for train in results.get("train", []):
+        tj, tc, name = train["jpeg"], train["cache"], train["setting"]
         rows.append(
-            (f"(c) train epoch, JPEG pipeline ({tj['images']} images)", f"{tj['images_per_s']:,.1f}",
+            (f"(c) train epoch, JPEG pipeline, {name} ({tj['images']} images)", f"{tj['images_per_s']:,.1f}",
              f"{tj['seconds']:.1f}", "1.00")
         )  # fmt: skip
         rows.append(
-            (f"(c) train epoch, cache ({tc['images']} images)", f"{tc['images_per_s']:,.1f}", f"{tc['seconds']:.1f}",
-             f"time {tc['seconds'] / tj['seconds']:.2f}x")
+            (f"(c) train epoch, cache, {name}", f"{tc['images_per_s']:,.1f}", f"{tc['seconds']:.1f}",
+             f"time {train['time_ratio']:.2f}x")
         )  # fmt: skip
         rows.append(
-            ("network alone, batch in memory", f"{results['network_alone_images_per_s']:,.1f}", "", "")
+            (
+                f"    network alone, batch in memory, {name}",
+                f"{train['network_alone_images_per_s']:,.1f}",
+                "",
+                "",
+            )
         )
     width = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [
@@ -279,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-train", action="store_true", help="loaders only, no training epochs")
     parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--precision", default="32-true")
+    parser.add_argument(
+        "--precision", default=None, help="train in this precision only (default: 32-true, then bf16-mixed)"
+    )
     parser.add_argument("--channels-last", action="store_true", help="model.channels_last for both paths")
     parser.add_argument("--decode-images", type=int, default=300, help="images for the decode-only rates")
     parser.add_argument(
@@ -318,8 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         results["settings"] = {
             "batch_size": args.batch_size,
             "num_workers": num_workers,
-            "precision": args.precision,
-            "channels_last": args.channels_last,
+            "compute": [
+                f"{precision}{', channels-last' if cl else ''}" for precision, cl in compute_settings(args)
+            ],
             "train_batches": args.train_batches,
         }
         print(f"Data: {root} ({len(train)} training images); machine: {results['machine']}", file=sys.stderr)
@@ -344,18 +383,26 @@ def main(argv: list[str] | None = None) -> int:
         results["loader_jpeg"] = loader_epoch(jpeg.train_dataloader())
         print("(b) cache loader...", file=sys.stderr)
         geometry = cache.geometry
-        loader = cached_loader(cache, args.batch_size, shuffle=True)
         results["loader_cache"] = loader_epoch(
-            loader, lambda x: random_crop_flip(x, geometry)[0], min_seconds=2.0
+            cached.train_dataloader(), lambda x: random_crop_flip(x, geometry)[0], min_seconds=2.0
         )
 
         if not args.skip_train:
-            print("(c) training epoch, JPEG pipeline...", file=sys.stderr)
-            results["train_jpeg"] = train_epoch(datamodule(cache=False), args)
-            print("(c) training epoch, cache...", file=sys.stderr)
-            results["train_cache"] = train_epoch(datamodule(cache=True), args)
-            results["train_time_ratio"] = results["train_cache"]["seconds"] / results["train_jpeg"]["seconds"]
-            results["network_alone_images_per_s"] = network_alone(args)
+            results["train"] = []
+            for precision, channels_last in compute_settings(args):
+                name = f"{precision}{', channels-last' if channels_last else ''}"
+                print(f"(c) training epochs, {name}...", file=sys.stderr)
+                jpeg_epoch = train_epoch(datamodule(cache=False), args, precision, channels_last)
+                cache_epoch = train_epoch(datamodule(cache=True), args, precision, channels_last)
+                results["train"].append(
+                    {
+                        "setting": name,
+                        "jpeg": jpeg_epoch,
+                        "cache": cache_epoch,
+                        "time_ratio": cache_epoch["seconds"] / jpeg_epoch["seconds"],
+                        "network_alone_images_per_s": network_alone(args, precision, channels_last),
+                    }
+                )
         results["loader_speedup"] = (
             results["loader_cache"]["images_per_s"] / results["loader_jpeg"]["images_per_s"]
         )

@@ -234,12 +234,25 @@ def test_datamodule_serves_training_windows_only_while_training(synthetic_root: 
     evaluated, same_labels = data.on_after_batch_transfer((images, labels), 0)
     torch.testing.assert_close(evaluated, images[:, :, 7:71].float() / 255)
     assert same_labels is labels
-    data.trainer = SimpleNamespace(training=True)
-    torch.manual_seed(1)
-    trained = data.on_after_batch_transfer((images, labels), 0)[0]
+
+    def training_at(epoch: int, batch: int) -> SimpleNamespace:
+        progress = SimpleNamespace(current=SimpleNamespace(ready=batch))
+        loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress))
+        return SimpleNamespace(training=True, current_epoch=epoch, global_rank=0, fit_loop=loop)
+
+    def windows(epoch: int, batch: int) -> torch.Tensor:
+        data.trainer = training_at(epoch, batch)
+        return data.on_after_batch_transfer((images, labels), 0)[0]
+
+    trained = windows(0, 3)
     assert trained.shape == (8, 3, 64, 64) and not torch.equal(trained, evaluated)
+    # the windows depend on the epoch and batch only, not on the global generator
+    torch.manual_seed(5)
+    assert torch.equal(windows(0, 3), trained)
+    assert not torch.equal(windows(0, 4), trained) and not torch.equal(windows(1, 3), trained)
     jpeg_batch = (torch.rand(2, 3, 64, 64), labels[:2])  # float batches pass through unchanged
     assert data.on_after_batch_transfer(jpeg_batch, 0)[0] is jpeg_batch[0]
+    data.trainer = None
     assert len(data.train_dataloader()) == 20  # 160 images, batches of 8, shuffled
 
 
@@ -251,7 +264,7 @@ def test_device_resident_cache_serves_the_same_batches(synthetic_root: Path, tmp
     indices = [5, 0, 19, 7]
     for a, b in zip(host.__getitems__(indices), resident.__getitems__(indices)):
         torch.testing.assert_close(a, b)
-    batches = list(cached_loader(cache, batch_size=6, shuffle=False))
+    batches = list(cached_loader(cache, batch_size=6))
     assert [len(b[0]) for b in batches] == [6, 6, 6, 2]
     assert isinstance(CachedImages(resident.images, resident.labels)[3][0], torch.Tensor)
 

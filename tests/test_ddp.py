@@ -1,6 +1,6 @@
 """DDP through Lightning's own strategy, 2 processes on CPU (gloo): training runs, and validation, test and
 predictions count every sample of a split exactly once (compared with one process on the same checkpoint).
-The default suite runs one 2-process fit (+ test); the slow test adds interruption, resume and predict."""
+The default suite runs a 2-process fit (+ test) from JPEGs and one from the decoded cache; the slow test adds interruption, resume and predict."""
 
 from __future__ import annotations
 
@@ -55,8 +55,16 @@ def logged(run: Path) -> dict[str, float]:
     return found
 
 
-def single_process(root: Path, checkpoint: Path) -> tuple[dict, dict, list]:
-    data = CelebADataModule(root=str(root), val_subset=SPLIT, test_subset=SPLIT, batch_size=4, num_workers=0)
+def single_process(root: Path, checkpoint: Path, cache_dir: Path | None = None) -> tuple[dict, dict, list]:
+    data = CelebADataModule(
+        root=str(root),
+        val_subset=SPLIT,
+        test_subset=SPLIT,
+        batch_size=4,
+        num_workers=0,
+        cache=cache_dir is not None,
+        cache_dir=None if cache_dir is None else str(cache_dir),
+    )
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -72,10 +80,13 @@ def single_process(root: Path, checkpoint: Path) -> tuple[dict, dict, list]:
     return val, test, [float(p) for batch in predictions for p in batch[:, 0]]
 
 
-def test_ddp_two_processes_count_every_sample_once(synthetic_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", [False, True], ids=["jpeg", "cache"])
+def test_ddp_two_processes_count_every_sample_once(synthetic_root: Path, tmp_path: Path, cache: bool) -> None:
+    cache_dir = tmp_path / "cache" if cache else None
+    cached = ["--data.cache", "true", "--data.cache_dir", str(cache_dir)] if cache else []
     fit = smile(
         [
-            "fit", "--data.root", str(synthetic_root), "--seed_everything", "3", *COMMON, *DDP,
+            "fit", "--data.root", str(synthetic_root), "--seed_everything", "3", *COMMON, *DDP, *cached,
             "--trainer.max_epochs", "1", "--data.train_subset", "32", "--trainer.log_every_n_steps", "1",
             "--last_checkpoint.every_n_train_steps", "2", "--test_after_fit", "true",
         ],
@@ -91,7 +102,7 @@ def test_ddp_two_processes_count_every_sample_once(synthetic_root: Path, tmp_pat
     # 32 training images, 4 per batch per process: 4 steps
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
 
-    val, test, _ = single_process(synthetic_root, run / "checkpoints" / "best.ckpt")
+    val, test, _ = single_process(synthetic_root, run / "checkpoints" / "best.ckpt", cache_dir)
     print(f"\n2 processes (DDP, gloo): { {k: v for k, v in ddp.items() if k.startswith(('val', 'test'))} }")
     print(f"1 process, same checkpoint: {val | test}")
     for key in ("val/acc", "val/Smiling/acc", "test/acc", "test/Smiling/acc"):

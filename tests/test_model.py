@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from smile.models import build_network
+from smile.models.layers import Dropout
 from smile.models.original import OriginalCNN
 from smile.system import AttributeClassifier
 
@@ -33,3 +34,27 @@ def test_system_predicts_probabilities_and_uses_bce_with_logits() -> None:
     assert probs.shape == (4, 2) and ((probs >= 0) & (probs <= 1)).all()
     assert isinstance(system.loss_fn, torch.nn.BCEWithLogitsLoss)
     assert system.hparams.attributes == ["Smiling", "Male"]
+
+
+@pytest.mark.parametrize("p", [0.5, 0.2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_dropout_is_torchs_dropout_function(p: float, dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    layer = Dropout(p)
+    x = (torch.rand(64, 32, 32, 32) + 0.5).to(dtype).requires_grad_()
+    out = layer(x)
+    kept = out != 0
+    # Kept activations are scaled by 1 / (1 - p), dropped ones are zero, each dropped with probability p.
+    torch.testing.assert_close(out[kept], x[kept] / (1 - p))
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.005
+    out.backward(torch.ones_like(out))
+    torch.testing.assert_close(x.grad, kept.to(dtype) / (1 - p))
+    # A different mask each call, the identity in evaluation, zeros for p = 1.
+    assert not torch.equal(layer(x) != 0, kept)
+    assert torch.equal(layer.eval()(x), x)
+    assert not Dropout(1.0)(x).any()
+
+
+def test_cpu_dropout_keeps_channels_last() -> None:
+    x = torch.rand(2, 8, 4, 4).contiguous(memory_format=torch.channels_last)
+    assert Dropout(0.5)(x).is_contiguous(memory_format=torch.channels_last)

@@ -143,6 +143,24 @@ def test_sigterm_mid_epoch_saves_stops_and_resumes_exactly(
     print(f"\nSIGTERM at step {step}, saved at {step + 1}, resumed; final figures {figures}")
 
 
+def test_cached_and_augmented_run_resumes_exactly(synthetic_root: Path, tmp_path: Path) -> None:
+    """The decoded cache's order and crops, and the batch augmentation, continue where they stopped."""
+    augment = {"brightness": 0.3, "rotate": 10, "translate": 0.05, "erase": 0.5}
+    extra = ["--data.cache", "true", "--data.cache_dir", str(tmp_path / "cache"),
+             "--data.augment", json.dumps(augment)]  # fmt: skip
+    previous = Path.cwd()
+    try:
+        assert run_in(tmp_path / "reference", fit_args(synthetic_root, *extra)) == 0
+        step = BATCHES + 1
+        interrupted = fit_args(synthetic_root, *extra, *interrupt_at(step, signal.SIGTERM))
+        assert run_interrupted(tmp_path / "resumed", interrupted) == 128 + signal.SIGTERM
+        assert last_checkpoint(tmp_path / "resumed")["global_step"] == step + 1
+        assert run_in(tmp_path / "resumed", resume_args()) == 0
+    finally:
+        os.chdir(previous)
+    assert_same_run(tmp_path / "reference", tmp_path / "resumed")
+
+
 def test_ctrl_c_mid_epoch_finishes_the_batch_saves_and_stops(
     synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

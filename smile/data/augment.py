@@ -150,5 +150,8 @@ class BatchAugment(nn.Module):
             & (cols < (left + w)[:, None, None])
             & erase[:, None, None]
         )[:, None]
-        noise = torch.rand(x.shape, generator=generator).to(x.device, x.dtype)
+        if generator is not None and x.device != generator.device:  # draw the noise where the batch is
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            generator = torch.Generator(x.device).manual_seed(seed)
+        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         return torch.where(inside, noise, x)

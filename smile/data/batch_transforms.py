@@ -5,8 +5,8 @@ the network's input is a square window of it:
 
 - training: the window starts at a random row in ``0..max_offset`` (the original ``RandomCrop(178)``,
   which on a 178x218 face can only move vertically), and is flipped left-right with probability 1/2
-  (``RandomHorizontalFlip``); offsets and flips are drawn per image with torch's RNG on the batch's
-  device, so ``seed_everything`` makes them reproducible;
+  (``RandomHorizontalFlip``); offsets and flips are drawn per image on the CPU, from the generator
+  given (the data module seeds one per training batch) or torch's global one;
 - evaluation: the window starts at ``eval_offset`` (``CenterCrop(178)``).
 
 Both return float32 in [0, 1] (``ToTensor``), converted after the transfer, so only uint8 crosses
@@ -50,8 +50,8 @@ def random_crop_flip(
     if height != geometry.height or width != size:
         raise ValueError(f"expected cached images of {size}x{geometry.height}, got {width}x{height}")
     device = images.device
-    offsets = torch.randint(0, geometry.max_offset + 1, (batch,), device=device, generator=generator)
-    flipped = torch.rand(batch, device=device, generator=generator) < 0.5
+    offsets = torch.randint(0, geometry.max_offset + 1, (batch,), generator=generator)
+    flipped = torch.rand(batch, generator=generator) < 0.5
     if device.type == "cpu":
         source = images.numpy()
         crops = np.empty((batch, channels, size, width), dtype=np.float32)
@@ -59,6 +59,7 @@ def random_crop_flip(
             window = source[i, :, offset : offset + size]
             np.divide(window[:, :, ::-1] if flip else window, np.float32(255.0), out=crops[i])
         return torch.from_numpy(crops), offsets, flipped
+    offsets, flipped = offsets.to(device, non_blocking=True), flipped.to(device, non_blocking=True)
     rows = offsets[:, None] + torch.arange(size, device=device)  # (B, size)
     index = rows[:, None, :, None].expand(batch, channels, size, width)
     crops = torch.gather(images, 2, index)
@@ -66,13 +67,16 @@ def random_crop_flip(
     return to_unit_float(crops), offsets, flipped
 
 
-def transform_cached_batch(batch, geometry: CacheGeometry, training: bool):
+def transform_cached_batch(
+    batch, geometry: CacheGeometry, training: bool, generator: torch.Generator | None = None
+):
     """``(images, labels, ...)`` with uint8 cached images -> the same with the network's float input;
-    anything else (already float images, e.g. from the JPEG pipeline) passes unchanged."""
+    anything else (already float images, e.g. from the JPEG pipeline) passes unchanged. ``generator``
+    (CPU) draws the training windows and flips."""
     if not isinstance(batch, (tuple, list)) or not batch:
         return batch
     images = batch[0]
     if not isinstance(images, Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
         return batch
-    images = random_crop_flip(images, geometry)[0] if training else eval_crop(images, geometry)
+    images = random_crop_flip(images, geometry, generator)[0] if training else eval_crop(images, geometry)
     return type(batch)([images, *batch[1:]]) if isinstance(batch, list) else (images, *batch[1:])

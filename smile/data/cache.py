@@ -596,10 +596,15 @@ def serving_device(setting: bool | str, device: torch.device, nbytes: int) -> to
 
 
 def cached_loader(
-    cache: DecodedCache, batch_size: int, shuffle: bool, trainer: Any = None, on_device: bool | str = "auto"
+    cache: DecodedCache,
+    batch_size: int,
+    sampler: torch.utils.data.Sampler | None = None,
+    trainer: Any = None,
+    on_device: bool | str = "auto",
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader of whole uint8 batches from ``cache``, in this process (no workers: slicing an
-    array in memory is faster than handing batches between processes)."""
+    """A DataLoader of whole uint8 batches from ``cache`` in the order of ``sampler`` (default: the
+    cache's order), in this process (no workers: slicing an array in memory is faster than handing
+    batches between processes)."""
     # Lightning suggests loader processes for every loader without them; this one needs none.
     warnings.filterwarnings("ignore", message=r"The '\w+' does not have many workers")
     root = getattr(getattr(trainer, "strategy", None), "root_device", None) or torch.device("cpu")
@@ -608,7 +613,7 @@ def cached_loader(
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=sampler,
         num_workers=0,
         collate_fn=collate_cached,
         pin_memory=device is None and root.type == "cuda",

@@ -20,6 +20,7 @@ from smile.data.sampling import (
     EpochSampler,
     Position,
     SeededItems,
+    mix_seed,
     resume_position,
     run_seed,
     train_position,
@@ -27,6 +28,9 @@ from smile.data.sampling import (
 from smile.data.transforms import eval_transform, train_transform
 from smile.errors import DataError
 from smile.photos import PhotoFaces
+
+#: Mixed into the seed of the batch augmentation's generator, apart from the training step's stream.
+_AUGMENT_STREAM = 0x617567
 
 
 def default_num_workers() -> int:
@@ -204,40 +208,40 @@ class CelebADataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         """Batches of ``split``; the order (and, for training, the augmentation) depends only on the
         seed, the epoch and the sample (see :mod:`smile.data.sampling`). Under DDP each process gets its
-        share; evaluation shares are not padded, so every sample is evaluated exactly once. With ``cache``, batches come from the decoded cache
-        instead."""
-        if self.hparams.cache:
-            from smile.data.cache import cached_loader
-
-            return cached_loader(
-                self.split_cache(split),
-                self.hparams.batch_size,
-                shuffle,
-                self.trainer,
-                self.hparams.cache_on_device,
-            )
-        dataset = self.datasets[split]
+        share; evaluation shares are not padded, so every sample is evaluated exactly once. With
+        ``cache``, the batches are sliced from the decoded cache in the same order."""
+        length = len(self.datasets[split])
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         if shuffle:
             position = self._resume_position or Position(trainer.current_epoch if trainer is not None else 0)
             self._resume_position = None
             sampler = EpochSampler(
-                len(dataset),
+                length,
                 shuffle=True,
                 seed=run_seed(),
                 num_replicas=world,
                 rank=rank,
-                with_epoch=True,
+                with_epoch=not self.hparams.cache,
                 epoch=position.epoch,
                 skip=position.batches * self.hparams.batch_size,
             )
-            dataset = SeededItems(dataset, run_seed())
             self._train_sampler = sampler
         else:
-            sampler = EpochSampler(len(dataset), shuffle=False, num_replicas=world, rank=rank, pad=False)
+            sampler = EpochSampler(length, shuffle=False, num_replicas=world, rank=rank, pad=False)
+        if self.hparams.cache:
+            from smile.data.cache import cached_loader
+
+            return cached_loader(
+                self.split_cache(split),
+                self.hparams.batch_size,
+                sampler,
+                trainer,
+                self.hparams.cache_on_device,
+            )
+        dataset = self.datasets[split]
         return DataLoader(
-            dataset,
+            SeededItems(dataset, run_seed()) if shuffle else dataset,
             batch_size=self.hparams.batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
@@ -255,17 +259,30 @@ class CelebADataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """On the device: crop (and flip, in training) cached uint8 images, then the further training
-        augmentation (``augment``)."""
-        training = self.trainer is not None and self.trainer.training
+        augmentation (``augment``). Training draws come from a generator seeded from the run's seed, the
+        epoch, the batch and the process, so a resumed run augments each batch as the first run did."""
+        trainer = self.trainer
+        training = trainer is not None and trainer.training
+        generator = self._batch_generator() if training else None
         if self.hparams.cache:
             from smile.data.batch_transforms import transform_cached_batch
             from smile.data.cache import cache_geometry
 
-            batch = transform_cached_batch(batch, cache_geometry(self.hparams.image_size), training)
+            batch = transform_cached_batch(
+                batch, cache_geometry(self.hparams.image_size), training, generator
+            )
         if self.augment is None or not training:
             return batch
         images, *rest = batch
-        return (self.augment(images), *rest)
+        return (self.augment(images, generator), *rest)
+
+    def _batch_generator(self) -> torch.Generator:
+        """A CPU generator for the training batch being transferred (batch ``i`` of the epoch: Lightning
+        counts it as ready after this hook, and restores the count when it resumes mid-epoch)."""
+        trainer = self.trainer
+        batch = int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
+        seed = mix_seed(run_seed(), trainer.current_epoch, batch, trainer.global_rank, _AUGMENT_STREAM)
+        return torch.Generator().manual_seed(seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

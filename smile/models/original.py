@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from smile.models.layers import Dropout
+
 
 class OriginalCNN(nn.Module):
     """Conv-ReLU-MaxPool blocks with dropout, global average pooling and a linear head.
@@ -17,11 +19,11 @@ class OriginalCNN(nn.Module):
             nn.Conv2d(3, 32, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Conv2d(32, 64, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Conv2d(64, 128, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),

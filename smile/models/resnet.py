@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from smile.models.layers import Dropout
+
 
 class OriginalBN(nn.Module):
     """The original 4-conv network (32-64-128-256) with BatchNorm after each convolution.
@@ -27,7 +29,7 @@ class OriginalBN(nn.Module):
             if i < 3:
                 layers.append(nn.MaxPool2d(2))
             if i < 2 and dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(256, num_outputs)
@@ -108,7 +110,7 @@ class SmallResNet(nn.Module):
                 layers.append(BasicBlock(cin, width, stride=2 if i > 0 and j == 0 else 1))
                 cin = width
         if head == "pool":
-            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout)]
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), Dropout(dropout)]
             features = cin
         elif head == "spatial":
             side = input_size // 2 ** len(widths)
@@ -119,7 +121,7 @@ class SmallResNet(nn.Module):
                 nn.BatchNorm2d(head_channels),
                 nn.ReLU(inplace=True),
                 nn.Flatten(),
-                nn.Dropout(dropout),
+                Dropout(dropout),
             ]
             features = head_channels * side * side
         else:
