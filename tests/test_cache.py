@@ -7,6 +7,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -155,6 +157,29 @@ def test_an_interrupted_build_never_leaves_a_cache_that_looks_valid(
     repaired = open_cache(*args)
     assert repaired.status == "built"
     np.testing.assert_array_equal(repaired.images, reference)
+
+
+def test_a_build_inside_a_fit_finishes(synthetic_root: Path, tmp_path: Path) -> None:
+    """Build workers forked while Lightning's SIGTERM handler is installed (a split first read by
+    ``test_after_fit``) still exit when the pool stops them."""
+    script = f"""
+import signal, sys
+from pathlib import Path
+import numpy as np
+from smile.data.cache import _CHUNK, cache_geometry, decode_images
+signal.signal(signal.SIGTERM, lambda *args: print("caught SIGTERM", file=sys.stderr))
+images = Path({str(synthetic_root / "img_align_celeba")!r})
+files = sorted(path.name for path in images.iterdir())
+files = (files * (3 * _CHUNK // len(files) + 1))[: 3 * _CHUNK]  # enough for two workers
+geometry = cache_geometry(64)
+out = Path({str(tmp_path / "images.npy")!r})
+np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(len(files), 3, geometry.height, 64))
+decode_images(images, files, out, geometry, workers=2, progress=False)
+print("built", int(np.load(out, mmap_mode="r")[-1].any()))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["built", "1"]
 
 
 def test_concurrent_builders_build_once(synthetic_root: Path, tmp_path: Path) -> None:

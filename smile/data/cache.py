@@ -30,6 +30,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import warnings
@@ -124,6 +125,17 @@ def _decode_pil(path: Path, geometry: CacheGeometry, draft: bool) -> np.ndarray:
     box = (0.0, geometry.top * k, image.size[0], geometry.bottom * k)
     resized = image.resize((geometry.image_size, geometry.height), Image.Resampling.BILINEAR, box=box)
     return np.asarray(resized).transpose(2, 0, 1)
+
+
+def _build_worker_init() -> None:
+    """Build workers take the default SIGTERM action and ignore Ctrl-C (the parent handles it).
+
+    A worker forked from a running fit inherits the handlers that Lightning and
+    :class:`smile.resume.ResumableTraining` install, which only set a flag: the pool's own SIGTERM at
+    shutdown would then be caught, and the parent would wait for the worker forever.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _pil_chunk(task: tuple[str, str, list[str], int, int, dict[str, Any], bool]) -> int:
@@ -250,9 +262,11 @@ def decode_images(
             )
             for s in range(0, len(files), _CHUNK)
         ]
-        with multiprocessing.get_context().Pool(min(workers, len(tasks))) as pool:
+        with multiprocessing.get_context().Pool(min(workers, len(tasks)), _build_worker_init) as pool:
             for count in pool.imap_unordered(_pil_chunk, tasks):
                 bar.update(count)
+            pool.close()
+            pool.join()
 
 
 # ----------------------------------------------------------------------------------------------
