@@ -1,4 +1,4 @@
-"""The stronger recipe's parts (issue 7): networks, batch augmentation, recipe options in a fit."""
+"""The stronger recipe's parts: networks, batch augmentation, recipe options in a fit."""
 
 from __future__ import annotations
 
