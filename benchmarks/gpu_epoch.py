@@ -33,6 +33,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.timing import EpochTimer, training_step_rate  # noqa: E402
 from smile.data.attributes import CELEBA_ATTRIBUTES  # noqa: E402
 from smile.data.cache import default_build_workers  # noqa: E402
 from smile.data.datamodule import CelebADataModule, default_num_workers  # noqa: E402
@@ -40,41 +41,6 @@ from smile.synthetic import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, generate_datas
 from smile.system import AttributeClassifier  # noqa: E402
 
 CELEBA_TRAIN = 162_770
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-class Timer(pl.Callback):
-    """Wall time of each training epoch, and of each batch from ``skip`` on (synchronised)."""
-
-    def __init__(self, skip: int = 5) -> None:
-        self.epochs: list[float] = []
-        self.skip = skip
-        self.images = 0
-        self.steady: tuple[int, float] | None = None
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        sync()
-        self.start = time.perf_counter()
-        self.images = 0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == self.skip:
-            sync()
-            self.steady_start, self.steady_images = time.perf_counter(), self.images
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.images += len(batch[0])
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        sync()
-        now = time.perf_counter()
-        self.epochs.append(now - self.start)
-        if hasattr(self, "steady_start"):
-            self.steady = (self.images - self.steady_images, now - self.steady_start)
 
 
 def make_dataset(work: Path, images: int, faces: int, extra: int) -> Path:
@@ -102,7 +68,7 @@ def make_dataset(work: Path, images: int, faces: int, extra: int) -> Path:
     return root
 
 
-def trainer(args: argparse.Namespace, timer: Timer, epochs: int, batches: int | float) -> pl.Trainer:
+def trainer(args: argparse.Namespace, timer: EpochTimer, epochs: int, batches: int | float) -> pl.Trainer:
     return pl.Trainer(
         accelerator=args.device,
         devices=1,
@@ -132,27 +98,7 @@ def network_alone(args: argparse.Namespace, steps: int = 50) -> float:
     device = torch.device(
         "cuda" if args.device in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
     )
-    net = system.net.to(device)
-    optimizer = torch.optim.Adam(net.parameters())
-    images = torch.rand(args.batch_size, 3, 64, 64, device=device)
-    targets = torch.randint(0, 2, (args.batch_size, 1), device=device).float()
-    dtype = torch.bfloat16 if args.precision.startswith("bf16") else None
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(images), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    for _ in range(5):
-        step()
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return steps * args.batch_size / (time.perf_counter() - start)
+    return training_step_rate(system.net, args.batch_size, device, args.precision, args.channels_last, steps)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             results["cache_build"][decoder] = {"seconds": seconds, "images_per_s": args.images / seconds}
 
         cached = data(True, decoders[0])
-        timer = Timer()
+        timer = EpochTimer()
         trainer(args, timer, args.epochs, 1.0).fit(model(args), datamodule=cached)
         resident = cached.caches["train"]._device_images is not None
         results["cache_epochs_seconds"] = timer.epochs
@@ -232,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         results["cache_epoch_seconds"] = best
         results["cache_images_per_s"] = args.images / best
 
-        jpeg_timer = Timer(skip=min(5, args.jpeg_batches // 2) if args.jpeg_batches else 5)
+        jpeg_timer = EpochTimer(skip=min(5, args.jpeg_batches // 2) if args.jpeg_batches else 5)
         batches = args.jpeg_batches or 1.0
         trainer(args, jpeg_timer, 1, batches).fit(
             model(args), datamodule=data(False, workers=args.num_workers)

@@ -40,6 +40,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.timing import EpochTimer, sync, training_step_rate  # noqa: E402
 from smile.data.batch_transforms import random_crop_flip  # noqa: E402
 from smile.data.cache import (  # noqa: E402
     _decode_pil,
@@ -77,11 +78,6 @@ def machine() -> dict:
 
 def load_average() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def rate(count: int, seconds: float) -> float:
@@ -132,26 +128,6 @@ def decode_rates(image_dir: Path, files: list[str], n: int) -> dict[str, float]:
     return results
 
 
-class EpochTimer(pl.Callback):
-    """Wall time of each training epoch (synchronised with the GPU)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.images = 0
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        sync()
-        self.images = 0
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.images += len(batch[0])
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        sync()
-        self.times.append(time.perf_counter() - self.start)
-
-
 def compute_settings(args: argparse.Namespace) -> list[tuple[str, bool]]:
     """``(precision, channels_last)`` pairs to train with: the flags' one, or smile.yaml's and full.yaml's."""
     if args.precision is not None or args.channels_last:
@@ -197,44 +173,18 @@ def train_epoch(
     )
     trainer.fit(model, datamodule=data)
     return {
-        "seconds": timer.times[0],
+        "seconds": timer.epochs[0],
         "images": timer.images,
-        "images_per_s": rate(timer.images, timer.times[0]),
+        "images_per_s": rate(timer.images, timer.epochs[0]),
     }
 
 
-def network_alone(args: argparse.Namespace, precision: str, channels_last: bool, steps: int = 30) -> float:
+def network_alone(args: argparse.Namespace, precision: str, channels_last: bool) -> float:
     """Training steps on one batch already in memory: the network's own ceiling (images/s)."""
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() and args.accelerator != "cpu" else "cpu")
-    model = AttributeClassifier(attributes=["Smiling"], channels_last=channels_last)
-    model.configure_model()
-    net = model.net.to(device)
-    optimizer = torch.optim.Adam(net.parameters())
-    images = torch.rand(args.batch_size, 3, 64, 64, device=device)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    targets = torch.randint(0, 2, (args.batch_size, 1), device=device).float()
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    autocast = precision.startswith(("bf16", "16"))
-    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=dtype, enabled=autocast):
-            logits = net(images)
-        loss = loss_fn(logits.float(), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    for _ in range(3):
-        step()
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return rate(steps * args.batch_size, time.perf_counter() - start)
+    net = AttributeClassifier(attributes=["Smiling"]).net
+    return training_step_rate(net, args.batch_size, device, precision, channels_last, steps=30, warmup=3)
 
 
 def loader_epoch(loader, transform=None, min_seconds: float = 0.0) -> dict[str, float]:

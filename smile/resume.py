@@ -34,7 +34,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_sum
 
-from smile.data.sampling import mix_seed, run_seed, seed_everything_from
+from smile.data.sampling import batch_seed, seed_everything_from
 from smile.io import atomic_write
 
 #: Key of the partial epoch's metric states in a checkpoint.
@@ -172,7 +172,7 @@ class ResumableTraining(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        seed_everything_from(mix_seed(run_seed(), trainer.current_epoch, batch_idx, trainer.global_rank))
+        seed_everything_from(batch_seed(trainer, batch_idx))
 
     # --- partial epoch metric states -------------------------------------------------------------
 

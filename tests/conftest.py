@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,14 @@ import pytest
 from smile.synthetic import generate_dataset
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "celeba-sample"
+
+
+@pytest.fixture(autouse=True)
+def _restore_cwd():
+    """Tests that run the CLI change into their own folder; every test starts where pytest started."""
+    previous = Path.cwd()
+    yield
+    os.chdir(previous)
 
 
 @pytest.fixture(scope="session")

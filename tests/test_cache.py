@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from cli_flags import FAST
 from PIL import Image
 from torchvision import transforms
 
@@ -31,17 +32,6 @@ from smile.data.cache import (
     serving_device,
 )
 from smile.data.datamodule import CelebADataModule
-
-FAST = [
-    "--seed_everything", "7",
-    "--trainer.accelerator", "cpu",
-    "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false",
-    "--trainer.limit_train_batches", "3",
-    "--trainer.limit_val_batches", "1",
-    "--data.num_workers", "0",
-    "--data.batch_size", "16",
-]  # fmt: skip
 
 
 def datamodule(root: Path, **kwargs) -> CelebADataModule:
@@ -352,10 +342,3 @@ def test_cli_fits_in_bf16_channels_last_and_predicts_from_the_cache(
     jpeg = predictions()
     assert list(cached) == list(jpeg) and len(cached) == 20
     assert max(abs(cached[name] - jpeg[name]) for name in cached) < 0.02
-
-
-@pytest.fixture(autouse=True)
-def _restore_cwd():
-    previous = Path.cwd()
-    yield
-    os.chdir(previous)

@@ -227,13 +227,6 @@ def test_a_bad_image_met_in_a_loader_worker_is_a_one_line_error(
     assert "Traceback" not in err and "DataLoader worker" not in err
 
 
-@pytest.fixture(autouse=True)
-def _restore_cwd():
-    previous = Path.cwd()
-    yield
-    os.chdir(previous)
-
-
 def test_scan_of_the_real_sample(sample_root: Path) -> None:
     report = scan(sample_root)
     print(f"\n{report}")

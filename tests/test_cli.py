@@ -10,19 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_flags import FAST
 
 from smile.cli import main
-
-FAST = [
-    "--seed_everything", "7",
-    "--trainer.accelerator", "cpu",
-    "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false",
-    "--trainer.limit_train_batches", "3",
-    "--trainer.limit_val_batches", "1",
-    "--data.num_workers", "0",
-    "--data.batch_size", "16",
-]  # fmt: skip
 
 
 def run_smile(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -131,10 +121,3 @@ def test_bad_input_is_a_short_error(tmp_path: Path, args: list[str], message: st
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-
-
-@pytest.fixture(autouse=True)
-def _restore_cwd():
-    previous = Path.cwd()
-    yield
-    os.chdir(previous)

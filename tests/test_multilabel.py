@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_flags import FAST
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from smile.cli import main
@@ -19,25 +20,6 @@ from smile.errors import CheckpointError
 from smile.evaluation.curves import read_curves
 from smile.evaluation.runner import make_report
 from smile.system import AttributeClassifier
-
-FAST = [
-    "--seed_everything",
-    "7",
-    "--trainer.accelerator",
-    "cpu",
-    "--trainer.enable_progress_bar",
-    "false",
-    "--trainer.enable_model_summary",
-    "false",
-    "--trainer.limit_train_batches",
-    "3",
-    "--trainer.limit_val_batches",
-    "1",
-    "--data.num_workers",
-    "0",
-    "--data.batch_size",
-    "16",
-]  # fmt: skip  (as in test_cli.py)
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +132,3 @@ def test_report_on_attributes_the_model_lacks_is_an_error(synthetic_root: Path, 
     ):
         make_report(model, data, tmp_path, attributes=["Young"], tensorboard=False)
     assert main(["report", "--ckpt_path", "no/such.ckpt"]) == 2
-
-
-@pytest.fixture(autouse=True)
-def _restore_cwd():
-    previous = Path.cwd()
-    yield
-    os.chdir(previous)

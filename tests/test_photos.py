@@ -43,13 +43,6 @@ def _read_csv(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture(autouse=True)
-def _restore_cwd():
-    previous = Path.cwd()
-    yield
-    os.chdir(previous)
-
-
 # --- pieces -------------------------------------------------------------------------------------------
 
 

@@ -152,10 +152,3 @@ def test_options_in_a_fast_dev_run(synthetic_root: Path, tmp_path: Path, schedul
         '{"brightness": 0.2, "erase": 0.5}',
     ]
     assert main(args) == 0
-
-
-@pytest.fixture(autouse=True)
-def _restore_cwd():
-    previous = Path.cwd()
-    yield
-    os.chdir(previous)

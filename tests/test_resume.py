@@ -148,16 +148,12 @@ def test_cached_and_augmented_run_resumes_exactly(synthetic_root: Path, tmp_path
     augment = {"brightness": 0.3, "rotate": 10, "translate": 0.05, "erase": 0.5}
     extra = ["--data.cache", "true", "--data.cache_dir", str(tmp_path / "cache"),
              "--data.augment", json.dumps(augment)]  # fmt: skip
-    previous = Path.cwd()
-    try:
-        assert run_in(tmp_path / "reference", fit_args(synthetic_root, *extra)) == 0
-        step = BATCHES + 1
-        interrupted = fit_args(synthetic_root, *extra, *interrupt_at(step, signal.SIGTERM))
-        assert run_interrupted(tmp_path / "resumed", interrupted) == 128 + signal.SIGTERM
-        assert last_checkpoint(tmp_path / "resumed")["global_step"] == step + 1
-        assert run_in(tmp_path / "resumed", resume_args()) == 0
-    finally:
-        os.chdir(previous)
+    assert run_in(tmp_path / "reference", fit_args(synthetic_root, *extra)) == 0
+    step = BATCHES + 1
+    interrupted = fit_args(synthetic_root, *extra, *interrupt_at(step, signal.SIGTERM))
+    assert run_interrupted(tmp_path / "resumed", interrupted) == 128 + signal.SIGTERM
+    assert last_checkpoint(tmp_path / "resumed")["global_step"] == step + 1
+    assert run_in(tmp_path / "resumed", resume_args()) == 0
     assert_same_run(tmp_path / "reference", tmp_path / "resumed")
 
 
@@ -323,10 +319,3 @@ def test_augmentation_depends_on_seed_epoch_and_index_only() -> None:
     state = torch.get_rng_state()
     items[(0, 1)]
     assert torch.equal(torch.get_rng_state(), state), "the process's own stream is left as it was"
-
-
-@pytest.fixture(autouse=True)
-def _restore_cwd():
-    previous = Path.cwd()
-    yield
-    os.chdir(previous)

@@ -14,13 +14,15 @@ from torch.utils.data import DataLoader
 
 from smile.data.attributes import resolve_attributes
 from smile.data.augment import BatchAugment
+from smile.data.batch_transforms import transform_cached_batch
+from smile.data.cache import cache_geometry, cached_loader, open_cache, resolve_cache_dir, splits_for
 from smile.data.dataset import ImageAttributes
 from smile.data.layouts import CelebALayout, detect_layout, read_attributes, read_partition, split_files
 from smile.data.sampling import (
     EpochSampler,
     Position,
     SeededItems,
-    mix_seed,
+    batch_seed,
     resume_position,
     run_seed,
     train_position,
@@ -136,8 +138,6 @@ class CelebADataModule(pl.LightningDataModule):
             if not is_complete(self.root):
                 generate_dataset(self.root, self.hparams.synthetic_images, seed=self.hparams.synthetic_seed)
         if self.hparams.cache:
-            from smile.data.cache import splits_for
-
             self.setup()
             for split in splits_for(self.trainer):
                 self.split_cache(split)
@@ -191,8 +191,6 @@ class CelebADataModule(pl.LightningDataModule):
     def split_cache(self, split: str):
         """The decoded cache of ``split`` (a :class:`smile.data.cache.DecodedCache`), built if need be."""
         if split not in self.caches:
-            from smile.data.cache import open_cache, resolve_cache_dir
-
             dataset = self.datasets[split]
             self.caches[split] = open_cache(
                 split,
@@ -230,8 +228,6 @@ class CelebADataModule(pl.LightningDataModule):
         else:
             sampler = EpochSampler(length, shuffle=False, num_replicas=world, rank=rank, pad=False)
         if self.hparams.cache:
-            from smile.data.cache import cached_loader
-
             return cached_loader(
                 self.split_cache(split),
                 self.hparams.batch_size,
@@ -265,9 +261,6 @@ class CelebADataModule(pl.LightningDataModule):
         training = trainer is not None and trainer.training
         generator = self._batch_generator() if training else None
         if self.hparams.cache:
-            from smile.data.batch_transforms import transform_cached_batch
-            from smile.data.cache import cache_geometry
-
             batch = transform_cached_batch(
                 batch, cache_geometry(self.hparams.image_size), training, generator
             )
@@ -279,10 +272,8 @@ class CelebADataModule(pl.LightningDataModule):
     def _batch_generator(self) -> torch.Generator:
         """A CPU generator for the training batch being transferred (batch ``i`` of the epoch: Lightning
         counts it as ready after this hook, and restores the count when it resumes mid-epoch)."""
-        trainer = self.trainer
-        batch = int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
-        seed = mix_seed(run_seed(), trainer.current_epoch, batch, trainer.global_rank, _AUGMENT_STREAM)
-        return torch.Generator().manual_seed(seed)
+        batch = int(self.trainer.fit_loop.epoch_loop.batch_progress.current.ready)
+        return torch.Generator().manual_seed(batch_seed(self.trainer, batch, _AUGMENT_STREAM))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

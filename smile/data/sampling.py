@@ -42,6 +42,13 @@ def mix_seed(*values: int) -> int:
     return (int(high) << 31) ^ int(low)
 
 
+def batch_seed(trainer: Any, batch_idx: int, *stream: int) -> int:
+    """The seed of training batch ``batch_idx`` of the trainer's current epoch in this process: from the
+    run's seed, the epoch, the batch and the rank (and ``stream``, to keep separate uses apart), so a
+    resumed run draws what the first run drew for the same batch."""
+    return mix_seed(run_seed(), trainer.current_epoch, batch_idx, trainer.global_rank, *stream)
+
+
 def seed_everything_from(seed: int) -> None:
     """Seed torch's (all devices), Python's and NumPy's global generators from one integer."""
     torch.manual_seed(seed)
