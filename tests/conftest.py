@@ -28,7 +28,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def sample_root() -> Path:
-    """The 6,000-image real CelebA sample; tests using it skip when it is absent."""
+    """The real CelebA sample beside the project (../shared/celeba-sample); tests using it skip when it is absent."""
     if not (SAMPLE_ROOT / "list_attr_celeba.txt").is_file():
         pytest.skip(f"real CelebA sample not found at {SAMPLE_ROOT}")
     return SAMPLE_ROOT
