@@ -49,6 +49,25 @@ def test_spatial_head() -> None:
         build_network("resnet", 1, head="attention")
 
 
+@pytest.mark.parametrize("net,kwargs", [("original", {}), ("resnet", {"head": "spatial"}), ("resnet", {})])
+def test_networks_follow_the_input_size(net: str, kwargs: dict) -> None:
+    """``data.image_size`` other than 64 needs no change to the network, and keeps its parameters."""
+    model = build_network(net, 2, **kwargs).eval()
+    params = sum(p.numel() for p in model.parameters())
+    for side in (48, 64, 80, 96, 128):
+        assert model(torch.rand(2, 3, side, side)).shape == (2, 2)
+    assert sum(p.numel() for p in build_network(net, 2, **kwargs).parameters()) == params
+
+
+def test_original_pools_the_whole_map() -> None:
+    """On a 96x96 input every position counts (the notebook's fixed 8x8 pooling saw only the top left)."""
+    model = build_network("original", 1, dropout=0.0).eval()
+    x = torch.rand(1, 3, 96, 96)
+    changed = x.clone()
+    changed[..., 80:, 80:] = 0
+    assert not torch.allclose(model(x), model(changed))
+
+
 def test_resnet_options() -> None:
     net = build_network("resnet", 2, widths=[8, 16], blocks=[1, 2], dropout=0.1)
     assert net(torch.rand(2, 3, 64, 64)).shape == (2, 2)

@@ -74,10 +74,12 @@ class SmallResNet(nn.Module):
     32-64-128-256 and one block each it costs about as much compute per image as the original network.
 
     The head is either global average pooling and a linear layer (``pool``, 1,226,657 parameters for
-    one output), or ``spatial``: a 1x1 convolution to ``head_channels`` channels, BatchNorm, ReLU, and a
-    linear layer on the whole (4x4 for a 64x64 input) map (1,230,785 parameters). CelebA's faces are
-    aligned, so where a feature is (the mouth is always low in the middle) tells a lot, and the spatial
-    head lets the network use it: it learns much faster than the pooled one (docs/recipe.md).
+    one output), or ``spatial``: a 1x1 convolution to ``head_channels`` channels, BatchNorm, ReLU, an
+    average pooling of the map to ``grid`` x ``grid`` cells (the identity for a 64x64 input, whose map
+    is 4x4), and a linear layer on the cells (1,230,785 parameters). CelebA's faces are aligned, so where
+    a feature is (the mouth is always low in the middle) tells a lot, and the spatial head lets the
+    network use it: it learns much faster than the pooled one (docs/recipe.md). Both heads take any
+    input size (``data.image_size``) with the same parameters.
 
     Args:
         num_outputs: logits, one per attribute.
@@ -86,7 +88,7 @@ class SmallResNet(nn.Module):
         dropout: dropout before the linear layer.
         head: ``pool`` or ``spatial``.
         head_channels: channels of the spatial head.
-        input_size: side of the (square) input, which the spatial head's size depends on.
+        grid: cells per side that the spatial head pools the last map to.
     """
 
     def __init__(
@@ -97,7 +99,7 @@ class SmallResNet(nn.Module):
         dropout: float = 0.0,
         head: str = "pool",
         head_channels: int = 16,
-        input_size: int = 64,
+        grid: int = 4,
     ) -> None:
         super().__init__()
         blocks = [blocks] * len(widths) if isinstance(blocks, int) else list(blocks)
@@ -113,17 +115,17 @@ class SmallResNet(nn.Module):
             layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), Dropout(dropout)]
             features = cin
         elif head == "spatial":
-            side = input_size // 2 ** len(widths)
-            if side < 1:
-                raise ValueError(f"a {input_size}x{input_size} input is too small for {len(widths)} stages")
+            if grid < 1:
+                raise ValueError(f"model.net_kwargs.grid is {grid}: give a positive number of cells")
             layers += [
                 nn.Conv2d(cin, head_channels, 1, bias=False),
                 nn.BatchNorm2d(head_channels),
                 nn.ReLU(inplace=True),
+                nn.AdaptiveAvgPool2d(grid),
                 nn.Flatten(),
                 Dropout(dropout),
             ]
-            features = head_channels * side * side
+            features = head_channels * grid * grid
         else:
             raise ValueError(f"Unknown head {head!r} (model.net_kwargs.head); choose pool or spatial")
         self.features = nn.Sequential(*layers)
