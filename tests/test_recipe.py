@@ -171,3 +171,21 @@ def test_options_in_a_fast_dev_run(synthetic_root: Path, tmp_path: Path, schedul
         '{"brightness": 0.2, "erase": 0.5}',
     ]
     assert main(args) == 0
+
+
+def test_full_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
+    """configs/full.yaml holds only what full CelebA changes; everything else comes from the recipe."""
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(configs / "smile-plus.yaml"), "--config", str(configs / "full.yaml"),
+              "--print_config"])  # fmt: skip
+    merged = yaml.safe_load(capsys.readouterr().out)
+    recipe = yaml.safe_load((configs / "smile-plus.yaml").read_text())
+    overlay = yaml.safe_load((configs / "full.yaml").read_text())
+    assert merged["model"]["net_kwargs"] == recipe["model"]["net_kwargs"]
+    for key in ("net", "optimizer", "lr", "scheduler", "warmup_epochs", "tta"):
+        assert merged["model"][key] == recipe["model"][key], key
+    assert "model" not in overlay
+    assert merged["trainer"]["max_epochs"] == overlay["trainer"]["max_epochs"]
+    assert merged["data"]["batch_size"] == overlay["data"]["batch_size"]
+    assert merged["data"]["cache"] is True
