@@ -61,19 +61,22 @@ class Leg:
         return None
 
 
-def read_curve(run: Path, start: float, steps_per_epoch: int | None = None) -> list[tuple[float, float, float]]:
-    """``val/acc`` of the run folder's TensorBoard events: (seconds since ``start``, accuracy, epochs)."""
+def read_curve(run: Path, start: float) -> list[tuple[float, float, float]]:
+    """``val/acc`` of the run folder's TensorBoard events: (seconds since ``start``, accuracy, epochs of
+    training done)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
     events.Reload()
     if "val/acc" not in events.Tags()["scalars"]:
         raise SystemExit(f"error: {run} has no val/acc events (did the fit validate?)")
-    epochs = {e.step: e.value for e in events.Scalars("epoch")} if "epoch" in events.Tags()["scalars"] else {}
+    # train/acc is logged once per epoch, at its last step: that step + 1 is the epoch's length in steps
+    train = events.Scalars("train/acc") if "train/acc" in events.Tags()["scalars"] else []
+    steps_per_epoch = train[0].step + 1 if train else None
     curve = []
     for event in events.Scalars("val/acc"):
-        epoch = epochs.get(event.step, float("nan"))
-        curve.append((event.wall_time - start, float(event.value), epoch))
+        epochs = (event.step + 1) / steps_per_epoch if steps_per_epoch else float("nan")
+        curve.append((event.wall_time - start, float(event.value), epochs))
     return sorted(curve)
 
 

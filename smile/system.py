@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import Metric
 
@@ -23,7 +24,14 @@ from smile.metrics import (
     confusion_counts,
 )
 from smile.models import build_network
-from smile.recipe import build_optimizer, build_scheduler, ema_model, flip_averaged, smooth_targets
+from smile.recipe import (
+    build_optimizer,
+    build_scheduler,
+    ema_model,
+    flip_averaged,
+    slow_precision_message,
+    smooth_targets,
+)
 
 
 class AttributeClassifier(pl.LightningModule):
@@ -84,6 +92,11 @@ class AttributeClassifier(pl.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         if self.hparams.get("compile") and getattr(self.net, "_compiled_call_impl", None) is None:
             self.net.compile()
+
+    def on_fit_start(self) -> None:
+        message = slow_precision_message(self.trainer.precision, self.device.type)
+        if message:
+            rank_zero_warn(message)
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits, ``(batch, num_attributes)``: of the trained network in training, else of the averaged

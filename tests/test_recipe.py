@@ -189,3 +189,15 @@ def test_full_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) 
     assert merged["trainer"]["max_epochs"] == overlay["trainer"]["max_epochs"]
     assert merged["data"]["batch_size"] == overlay["data"]["batch_size"]
     assert merged["data"]["cache"] is True
+
+
+def test_bfloat16_on_a_cpu_without_it_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smile import recipe
+
+    monkeypatch.setattr(recipe, "cpu_has_fast_bfloat16", lambda: False)
+    message = recipe.slow_precision_message("bf16-mixed", "cpu")
+    assert message and "--trainer.precision 32-true" in message
+    assert recipe.slow_precision_message("32-true", "cpu") is None
+    assert recipe.slow_precision_message("bf16-mixed", "cuda") is None
+    monkeypatch.setattr(recipe, "cpu_has_fast_bfloat16", lambda: True)
+    assert recipe.slow_precision_message("bf16-mixed", "cpu") is None
