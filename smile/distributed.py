@@ -33,10 +33,9 @@ def say_error(message: str) -> None:
 def end_process_group() -> None:
     """Destroy the default process group while the interpreter is still whole.
 
-    Lightning only does this at exit for NCCL. A gloo group left to interpreter shutdown is torn down
-    in whatever order finalization reaches it, while its C++ worker threads may still be running;
-    destroying a joinable ``std::thread`` then calls ``std::terminate`` ("terminate called without an
-    active exception", SIGABRT) after the run's results were printed.
+    Lightning does this at exit for NCCL only. A gloo group is otherwise left to interpreter shutdown
+    with its C++ threads (``gloo_tcp_loop``, ``pt_gloo_runloop``) still running, and a process can then
+    abort after its results with "terminate called without an active exception" (SIGABRT).
     """
     if connected():
         dist.destroy_process_group()
