@@ -10,6 +10,7 @@ import csv
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,15 +37,21 @@ def torchrun(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> s
         **(env or {}),
     }
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    return subprocess.run(
+    with subprocess.Popen(
         [*command, "-m", "smile", *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=300,
-    )
+        start_new_session=True,  # on a timeout the workers go too, not only torchrun
+    ) as process:
+        try:
+            out, _ = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out)
 
 
 def check_clean(result: subprocess.CompletedProcess) -> str:
