@@ -23,6 +23,8 @@ from smile import resume
 from smile.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
 from smile.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
 from smile.data.datamodule import CelebADataModule
+from smile.devices import check_devices
+from smile.distributed import end_process_group, say, say_error
 from smile.errors import SmileError
 from smile.photos import predict_shorthands
 from smile.resume import ResumableTraining
@@ -72,6 +74,14 @@ class SmileCLI(LightningCLI):
             "run folder's report/ (python -m smile report makes it on its own, with more options).",
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: list[str]) -> None:
+        """Parse ``args``, which :func:`run_lightning` always gives (the rewritten command line; so no
+        Lightning warning about it beside ``sys.argv``), and check the devices before anything starts."""
+        self.config = parser.parse_args(args)
+        subcommand = self.config.get("subcommand")
+        trainer = (self.config[subcommand] if subcommand else self.config).trainer
+        check_devices(trainer.accelerator, trainer.devices)
+
     def _run_subcommand(self, subcommand: str) -> None:
         super()._run_subcommand(subcommand)
         tested = subcommand == "test"
@@ -109,7 +119,7 @@ def checkpoint_arguments(args: list[str]) -> list[str]:
     index, value = found
     path = resolve_checkpoint(value)
     if str(path) != value:
-        print(f"Using checkpoint {path}", file=sys.stderr)
+        say(f"Using checkpoint {path}")
     checkpoint = load_checkpoint(path)
     internal = ("_instantiator", "_class_path")
     model = {k: v for k, v in checkpoint["hyper_parameters"].items() if k not in (*internal, "attributes")}
@@ -166,13 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             return int(importlib.import_module(EXTRA_COMMANDS[args[0]]).main(args[1:]) or 0)
         run_lightning(args)
     except SmileError as err:
-        print(f"error: {error_message(err)}", file=sys.stderr)
+        say_error(error_message(err))
         return 2
     except SIGTERMException:
         signum = resume.stopped_by or signal.SIGTERM
-        print(
-            f"Stopped by {signal.Signals(signum).name}. Continue with: python -m smile fit --ckpt_path last",
-            file=sys.stderr,
-        )
+        say(f"Stopped by {signal.Signals(signum).name}. Continue with: python -m smile fit --ckpt_path last")
         return 128 + int(signum)
+    finally:
+        end_process_group()
     return 0
