@@ -12,6 +12,8 @@ network sees; ``box``, the face square a detector's box covers). This script
 2. measures, on celeba-wild (a test set: a measurement, nothing is chosen on it), through predict's
    own detection (:class:`smile.photos.PhotoFaces`, detector ``auto``): how many images had no
    detection, the Smiling accuracy on them with each framing, and on the detected ones (largest face).
+   ``--from-peers PEERS_JSON`` takes the images without a detection (and the figures on the detected
+   ones) from a ``benchmarks/peers.py`` run of the same checkpoint instead of detecting again.
 
 Usage::
 
@@ -96,7 +98,7 @@ def choose_framing(
     return chosen, figures
 
 
-def measure_wild(model: ProjectModel, wild: Path) -> dict[str, Any]:
+def measure_wild(model: ProjectModel, wild: Path, peers_json: Path | None = None) -> dict[str, Any]:
     """Detected vs. not on celeba-wild, the latter predicted whole with each framing."""
     from smile.data.transforms import eval_transform
     from smile.faces import WHOLE_IMAGE_FRAMINGS, warp, whole_image_transform
@@ -104,23 +106,32 @@ def measure_wild(model: ProjectModel, wild: Path) -> dict[str, Any]:
 
     data = wild_set(wild)
     label_of = dict(zip(data.files, data.labels))
-    faces = PhotoFaces.from_path(data.files[0].parent, eval_transform(model.image_size), no_face="whole")
-    detected: dict[Path, list[int]] = {}
-    whole: list[Path] = []
-    for i, row in enumerate(faces.rows):
-        if row.status == OK:
-            detected.setdefault(row.image, []).append(i)
-        elif row.status == WHOLE_IMAGE:
-            whole.append(row.image)
-    picks = [rows[largest([faces.rows[i].box for i in rows])] for rows in detected.values()]
-    index = {row: k for k, row in enumerate(faces.row_of)}
-    probs = _probabilities(model, [faces.crop(index[i]) for i in picks])
-    truth = np.array([label_of[faces.rows[i].image] for i in picks])
-    figures: dict[str, Any] = {
-        "images": len(data.files),
-        "detected": {"n": len(picks), "accuracy": float(((probs > 0.5) == truth).mean())},
-        "no_detection": {"n": len(whole), "files": [p.name for p in whole]},
-    }
+    if peers_json is not None:
+        by_status = _peers_figures(peers_json, model)
+        whole = [data.files[0].parent / name for name in by_status[WHOLE_IMAGE]["files"]]
+        figures: dict[str, Any] = {
+            "images": len(data.files),
+            "detected": by_status[OK] | {"from": str(peers_json)},
+            "no_detection": {"n": len(whole), "files": [p.name for p in whole]},
+        }
+    else:
+        faces = PhotoFaces.from_path(data.files[0].parent, eval_transform(model.image_size), no_face="whole")
+        detected: dict[Path, list[int]] = {}
+        whole = []
+        for i, row in enumerate(faces.rows):
+            if row.status == OK:
+                detected.setdefault(row.image, []).append(i)
+            elif row.status == WHOLE_IMAGE:
+                whole.append(row.image)
+        picks = [rows[largest([faces.rows[i].box for i in rows])] for rows in detected.values()]
+        index = {row: k for k, row in enumerate(faces.row_of)}
+        probs = _probabilities(model, [faces.crop(index[i]) for i in picks])
+        truth = np.array([label_of[faces.rows[i].image] for i in picks])
+        figures = {
+            "images": len(data.files),
+            "detected": {"n": len(picks), "accuracy": float(((probs > 0.5) == truth).mean())},
+            "no_detection": {"n": len(whole), "files": [p.name for p in whole]},
+        }
     images = [load_photo(path) for path in whole]
     truth = np.array([label_of[path] for path in whole])
     for name in WHOLE_IMAGE_FRAMINGS:
@@ -131,6 +142,22 @@ def measure_wild(model: ProjectModel, wild: Path) -> dict[str, Any]:
     return figures
 
 
+def _peers_figures(path: Path, model: ProjectModel) -> dict[str, Any]:
+    """The celeba-wild figures by status of ``model``'s checkpoint in a peers.py JSON."""
+    report = json.loads(path.read_text())
+    for name, info in report.get("info", {}).items():
+        if (
+            isinstance(info, dict)
+            and Path(info.get("checkpoint", "")).resolve() == model.checkpoint.resolve()
+        ):
+            figures = report["rows"].get(name, {}).get("celeba-wild", {}).get("by_status")
+            if figures and "files" in figures.get("whole_image", {}):
+                return figures
+    raise SystemExit(
+        f"{path} holds no celeba-wild figures of {model.checkpoint} (run peers.py with it first)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="a checkpoint with a Smiling output")
@@ -138,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wild", type=Path, default=WILD)
     parser.add_argument("--val-limit", type=int, default=500)
     parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.25, 0.5])
+    parser.add_argument("--from-peers", type=Path, default=None, metavar="PEERS_JSON")
+    parser.add_argument("--skip-wild", action="store_true", help="the framing choice on validation only")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "no-face.json")
     args = parser.parse_args(argv)
     import torch
@@ -154,8 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"validation face crops: {json.dumps(figures)}\nchosen framing: {chosen}")
     else:
         print(f"skipped the framing choice: {args.sample} holds no list_eval_partition.txt")
-    if (args.wild / "list_attr_celeba.txt").is_file():
-        wild = measure_wild(model, args.wild)
+    if args.skip_wild:
+        pass
+    elif (args.wild / "list_attr_celeba.txt").is_file():
+        wild = measure_wild(model, args.wild, args.from_peers)
         report["celeba_wild"] = wild
         shown = {k: v for k, v in wild["no_detection"].items() if k != "files"}
         print(f"celeba-wild: {wild['images']} images, detected {wild['detected']}, no detection {shown}")

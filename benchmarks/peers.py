@@ -390,6 +390,7 @@ class ProjectModel:
                 "n": int(mask.sum()),
                 "accuracy": float((predicted == data.labels[mask]).mean()) if mask.any() else None,
             }
+        by_status[WHOLE_IMAGE]["files"] = [f.name for f, s in zip(data.files, status) if s == WHOLE_IMAGE]
         return Result(
             np.array(scores),
             seconds,
@@ -467,13 +468,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     info: dict[str, Any] = {}
 
+    def save(table: str | None = None) -> None:
+        """The JSON, rewritten after every row: an interrupted run keeps what it measured."""
+        from smile.io import atomic_write
+
+        report = {
+            "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+            "sets": {
+                name: {"n": len(data.files), "positive_rate": float(data.labels.mean())}
+                for name, data in sets.items()
+            },
+            "rows": rows,
+            "info": info,
+            "notes": notes,
+            "threads": args.threads,
+            "load_average": os.getloadavg(),
+            "complete": table is not None,
+            "table": table,
+        }
+        with atomic_write(args.out) as handle:
+            json.dump(report, handle, indent=1, default=float)
+
     def record(method: str, set_name: str, result: Result) -> None:
         figures = summarise(result, sets[set_name].labels)
         rows.setdefault(method, {})[set_name] = figures
+        save()
         print(
             f"{method} on {set_name}: acc {figures['accuracy']:.4f} auroc {figures['auroc']:.4f}",
             file=sys.stderr,
         )
+
+    from smile.errors import SmileError
 
     models = []
     for name, path in args.model:
@@ -482,9 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             info[name] = models[-1].info
         except Skip as err:
             notes.append(f"skipped model {name}: {err}")
-    if "sample test" in sets:
-        for model in models:
-            record(model.name, "sample test", model.aligned(args.sample, sets["sample test"], args.limit))
+        except SmileError as err:  # a checkpoint named on the command line must load
+            parser.error(f"--model {name}={path}: {err}")
     if "celeba-wild" in sets and models:
         try:
             with tempfile.TemporaryDirectory() as scratch:
@@ -495,6 +519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Skip as err:
             notes.append(f"skipped the models on celeba-wild: {err}")
 
+    if "sample test" in sets:
+        for model in models:
+            record(model.name, "sample test", model.aligned(args.sample, sets["sample test"], args.limit))
     try:
         fer = FerSmile(args.threads)
         info["fer"] = {
@@ -539,23 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     for note in notes:
         print(note)
-    report = {
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "sets": {
-            name: {"n": len(data.files), "positive_rate": float(data.labels.mean())}
-            for name, data in sets.items()
-        },
-        "rows": rows,
-        "info": info,
-        "notes": notes,
-        "threads": args.threads,
-        "load_average_at_end": os.getloadavg(),
-        "table": table,
-    }
-    from smile.io import atomic_write
-
-    with atomic_write(args.out) as handle:
-        json.dump(report, handle, indent=1, default=float)
+    save(table)
     print(f"Wrote {args.out}", file=sys.stderr)
     return 0
 
