@@ -12,7 +12,8 @@ network sees; ``box``, the face square a detector's box covers). This script
 2. measures, on celeba-wild (a test set: a measurement, nothing is chosen on it), through predict's
    own detection (:class:`smile.photos.PhotoFaces`, detector ``auto``): how many images had no
    detection, the Smiling accuracy on them with each framing, and on the detected ones (largest face).
-   ``--from-peers PEERS_JSON`` takes the images without a detection (and the figures on the detected
+   Also the accuracy with every image predicted whole, as if none had been detected: the fallback on
+   real face crops, whatever the detector finds. ``--from-peers PEERS_JSON`` takes the images without a detection (and the figures on the detected
    ones) from a ``benchmarks/peers.py`` run of the same checkpoint instead of detecting again.
 
 Usage::
@@ -101,8 +102,7 @@ def choose_framing(
 def measure_wild(model: ProjectModel, wild: Path, peers_json: Path | None = None) -> dict[str, Any]:
     """Detected vs. not on celeba-wild, the latter predicted whole with each framing."""
     from smile.data.transforms import eval_transform
-    from smile.faces import WHOLE_IMAGE_FRAMINGS, warp, whole_image_transform
-    from smile.photos import OK, WHOLE_IMAGE, PhotoFaces, load_photo
+    from smile.photos import OK, WHOLE_IMAGE, PhotoFaces
 
     data = wild_set(wild)
     label_of = dict(zip(data.files, data.labels))
@@ -132,13 +132,23 @@ def measure_wild(model: ProjectModel, wild: Path, peers_json: Path | None = None
             "detected": {"n": len(picks), "accuracy": float(((probs > 0.5) == truth).mean())},
             "no_detection": {"n": len(whole), "files": [p.name for p in whole]},
         }
-    images = [load_photo(path) for path in whole]
-    truth = np.array([label_of[path] for path in whole])
+    figures["no_detection"] |= _whole_accuracy(model, whole, label_of)
+    # every image predicted whole, as if none had been detected: the fallback on real face crops
+    figures["all_whole"] = _whole_accuracy(model, data.files, label_of)
+    return figures
+
+
+def _whole_accuracy(model: ProjectModel, files: Sequence[Path], label_of: dict) -> dict[str, Any]:
+    """Accuracy of each framing with ``files`` predicted whole (None when there are none)."""
+    from smile.faces import WHOLE_IMAGE_FRAMINGS, warp, whole_image_transform
+    from smile.photos import load_photo
+
+    truth = np.array([label_of[path] for path in files])
+    figures: dict[str, Any] = {"positive_rate": float(truth.mean()) if len(truth) else None}
     for name in WHOLE_IMAGE_FRAMINGS:
-        framed = [warp(image, whole_image_transform(image.size, name)) for image in images]
-        accuracy = float(((_probabilities(model, framed) > 0.5) == truth).mean()) if images else None
-        figures["no_detection"][name] = accuracy
-    figures["no_detection"]["positive_rate"] = float(truth.mean()) if len(truth) else None
+        framed = [warp(image, whole_image_transform(image.size, name)) for image in map(load_photo, files)]
+        probs = _probabilities(model, framed)
+        figures[name] = float(((probs > 0.5) == truth).mean()) if len(truth) else None
     return figures
 
 
@@ -190,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["celeba_wild"] = wild
         shown = {k: v for k, v in wild["no_detection"].items() if k != "files"}
         print(f"celeba-wild: {wild['images']} images, detected {wild['detected']}, no detection {shown}")
+        print(f"celeba-wild, every image predicted whole: {wild['all_whole']}")
     else:
         print(f"skipped celeba-wild: {args.wild} holds no list_attr_celeba.txt")
     with atomic_write(args.out) as handle:
