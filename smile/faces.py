@@ -207,6 +207,34 @@ def align(
     return warp(image, similarity_transform(landmarks, template), size)
 
 
+#: Where a whole image goes when no face is found in it and it is taken as a face crop (``x0, y0, x1,
+#: y1`` in the 178x218 frame): "window", its central square is the 178x178 window the network sees
+#: (rows 20-197, the evaluation transform's centre crop); "box", its central square is the face square a
+#: detector's box covers (x 29-149, y 70-190, as in benchmarks/detectors.py).
+WHOLE_IMAGE_FRAMINGS = {"window": (0.0, 20.0, 178.0, 198.0), "box": (29.0, 70.0, 149.0, 190.0)}
+WHOLE_IMAGE_FRAMING = "window"  # chosen on the sample's validation split: benchmarks/no_face.py
+
+
+def whole_image_transform(
+    size: tuple[int, int], framing: str | tuple[float, float, float, float] = WHOLE_IMAGE_FRAMING
+) -> np.ndarray:
+    """The 2x3 matrix (photo -> 178x218 frame) that takes a whole ``size`` (width, height) image as a
+    face crop: its central square lands on ``framing`` (a name of :data:`WHOLE_IMAGE_FRAMINGS` or a
+    square ``x0, y0, x1, y1``), centred, without rotation; the rest of the image extends beyond it."""
+    x0, y0, x1, y1 = WHOLE_IMAGE_FRAMINGS[framing] if isinstance(framing, str) else framing
+    width, height = size
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be positive, got {size}")
+    scale = (x1 - x0) / min(width, height)
+    # pixel centres: the photo's centre ((w - 1) / 2, (h - 1) / 2) goes to the square's centre
+    target = np.array([(x0 + x1) / 2.0 - 0.5, (y0 + y1) / 2.0 - 0.5])
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    matrix = np.zeros((2, 3))
+    matrix[0, 0] = matrix[1, 1] = scale
+    matrix[:, 2] = target - scale * centre
+    return matrix
+
+
 def _box_landmarks(box: tuple[float, float, float, float]) -> np.ndarray:
     x, y, w, _ = box
     return np.array([x, y]) + HAAR_BOX_FRACTIONS * w

@@ -9,8 +9,11 @@ and aligns each face to CelebA's 178x218 framing; the crops then go through the 
 CelebA-style aligned crops already and are used whole (resized to 178x218 if they are another size).
 
 Every file gets at least one row in the CSV (:func:`write_predictions`): one per face, with its box and
-probabilities (``status`` ``ok``); ``no_face`` when no face was found; ``unreadable: <reason>`` for a
-file that is not an image or is corrupt (it is reported and skipped, the rest still run).
+probabilities (``status`` ``ok``); ``unreadable: <reason>`` for a file that is not an image or is
+corrupt (it is reported and skipped, the rest still run). When no face is found, ``no_face="whole"``
+(the default) takes the whole image as a tight face crop (:func:`smile.faces.whole_image_transform`)
+and predicts on it (``status`` ``whole_image``): many users' photos are face crops too close for the
+detector; ``no_face="skip"`` writes a ``no_face`` row without probabilities instead.
 
 Detection runs once, up front, in :meth:`PhotoFaces.from_path`; the crops are cut again from the
 photo when the loader asks for them, so memory does not grow with the number of faces.
@@ -34,6 +37,9 @@ from smile.faces import ALIGNED_SIZE  # OpenCV is imported only when a face is d
 from smile.io import atomic_write
 
 OK, NO_FACE, UNREADABLE, FAILED = "ok", "no_face", "unreadable", "failed"
+WHOLE_IMAGE = "whole_image"  # no face found: the whole image predicted on as a face crop
+PREDICTED = (OK, WHOLE_IMAGE)  # rows that get probabilities
+NO_FACE_CHOICES = ("whole", "skip")
 CSV_COLUMNS = ("image", "face", "box_x", "box_y", "box_w", "box_h", "score", "status")
 _ANNOTATED_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
@@ -44,7 +50,8 @@ class PhotoRow:
 
     ``face`` is the face's index in its photo (left to right), ``box`` its ``(x, y, w, h)`` in the photo's
     pixels (after EXIF rotation), ``score`` the detector's confidence; all ``None`` unless ``status`` is
-    ``"ok"``. ``transform`` maps photo coordinates to the 178x218 crop (``None``: the file is the crop).
+    ``"ok"`` (a ``"whole_image"`` row has face 0, the whole image as its box and no score).
+    ``transform`` maps photo coordinates to the 178x218 crop (``None``: the file is the crop).
     """
 
     image: Path
@@ -104,7 +111,7 @@ class PhotoFaces(Dataset):
     """``(image tensor, row index)`` for every face found in a set of photos.
 
     ``rows`` lists every CSV row (faces, photos without a face, unreadable files); the dataset serves
-    only the ``ok`` rows, and :attr:`row_of` maps its indices to rows.
+    only the rows to predict on (``ok`` and ``whole_image``), and :attr:`row_of` maps its indices to rows.
     """
 
     def __init__(
@@ -115,7 +122,7 @@ class PhotoFaces(Dataset):
         annotate_dir: str | Path | None = None,
     ) -> None:
         self.rows = rows
-        self.row_of = [i for i, row in enumerate(rows) if row.status == OK]
+        self.row_of = [i for i, row in enumerate(rows) if row.status in PREDICTED]
         self.transform = transform
         self.root = root
         self.annotate_dir = None if annotate_dir is None else Path(annotate_dir)
@@ -131,8 +138,14 @@ class PhotoFaces(Dataset):
         annotate_dir: str | Path | None = None,
         verbose: bool = True,
         min_face: int = 40,
+        no_face: str = "whole",
     ) -> PhotoFaces:
-        """Open every file of ``path`` and find its faces (or, ``aligned``, take each file as one)."""
+        """Open every file of ``path`` and find its faces (or, ``aligned``, take each file as one).
+
+        ``no_face``: what a photo without a detected face gets: ``"whole"``, a ``whole_image`` row that
+        takes the whole image as a face crop; ``"skip"``, a ``no_face`` row without probabilities."""
+        if no_face not in NO_FACE_CHOICES:
+            raise DataError(f"data.no_face is {no_face!r}: choose one of {', '.join(NO_FACE_CHOICES)}")
         path = Path(path)
         files = list_photos(path, exclude=[annotate_dir] if annotate_dir else [])
         aligner = None
@@ -162,7 +175,7 @@ class PhotoFaces(Dataset):
                 rows.append(PhotoRow(file, f"{FAILED}: {_reason(err)}"))
                 continue
             if not faces:
-                rows.append(PhotoRow(file, NO_FACE))
+                rows.append(_no_face_row(file, image.size, no_face))
             for index, face in enumerate(faces):
                 rows.append(
                     PhotoRow(file, OK, index, tuple(face.box), float(face.score), np.array(face.transform))
@@ -176,11 +189,15 @@ class PhotoFaces(Dataset):
         """A few lines: how many files, faces, photos without a face, and the unreadable files."""
         files = {row.image for row in self.rows}
         with_face = {row.image for row in self.rows if row.status == OK}
-        no_face = [row for row in self.rows if row.status == NO_FACE]
-        bad = [row for row in self.rows if row.status not in (OK, NO_FACE)]
+        faces = sum(1 for row in self.rows if row.status == OK)
+        whole = sum(1 for row in self.rows if row.status == WHOLE_IMAGE)
+        no_face = sum(1 for row in self.rows if row.status == NO_FACE)
+        bad = [row for row in self.rows if row.status not in (OK, NO_FACE, WHOLE_IMAGE)]
+        without = f"{whole + no_face} images without a face" + (
+            f" ({whole} predicted whole, as face crops)" if whole else ""
+        )
         lines = [
-            f"{len(files)} files: {len(self.row_of)} faces in {len(with_face)} images, "
-            f"{len(no_face)} images without a face, {len(bad)} skipped"
+            f"{len(files)} files: {faces} faces in {len(with_face)} images, {without}, {len(bad)} skipped"
         ]
         lines += [f"  skipped {row.image}: {row.status}" for row in bad]
         return "\n".join(lines)
@@ -209,6 +226,15 @@ class PhotoFaces(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.transform(self.crop(index)), self.row_of[index]
+
+
+def _no_face_row(file: Path, size: tuple[int, int], no_face: str) -> PhotoRow:
+    """The row of a photo in which no face was found (see :meth:`PhotoFaces.from_path`)."""
+    if no_face == "skip":
+        return PhotoRow(file, NO_FACE)
+    from smile.faces import whole_image_transform
+
+    return PhotoRow(file, WHOLE_IMAGE, face=0, box=(0, 0, *size), transform=whole_image_transform(size))
 
 
 def _progress(files: list[Path], verbose: bool):
@@ -246,7 +272,8 @@ def write_predictions(
             face = "" if row.face is None else row.face
             writer.writerow([str(row.image), face, *box, _fmt(row.score), row.status, *probs])
     faces = sum(1 for row in dataset.rows if row.status == OK)
-    print(f"Wrote {len(dataset.rows)} rows ({faces} faces) to {path}")
+    whole = sum(1 for row in dataset.rows if row.status == WHOLE_IMAGE)
+    print(f"Wrote {len(dataset.rows)} rows ({faces} faces, {whole} whole images) to {path}")
     if dataset.annotate_dir is not None:
         written = annotate(dataset, by_row, attributes)
         print(f"Wrote {written} annotated images to {dataset.annotate_dir}")
@@ -291,7 +318,7 @@ def draw_faces(
     image: Image.Image, faces: list[tuple[PhotoRow, list[float] | None]], attributes: Sequence[str]
 ) -> Image.Image:
     """``image`` with each face's box and labels drawn: green when the first attribute is predicted
-    (p >= 0.5), red when not; a banner when no face was found."""
+    (p >= 0.5), red when not; a banner when no face was found (and none was predicted on)."""
     image = image.copy()
     draw = ImageDraw.Draw(image)
     side = max(image.size)
@@ -307,7 +334,8 @@ def draw_faces(
         positive = probs is not None and probs[0] >= 0.5
         colour = (40, 220, 60) if positive else (235, 50, 50)
         draw.rectangle((x, y, x + w, y + h), outline=colour, width=width)
-        lines = [f"#{row.face}"] + (label_lines(probs, attributes) if probs is not None else [])
+        name = "no face found: whole image" if row.status == WHOLE_IMAGE else f"#{row.face}"
+        lines = [name] + (label_lines(probs, attributes) if probs is not None else [])
         font = _font(max(11, min(round(w / 7), round(side / 25))))
         text = "\n".join(lines)
         left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=2)
@@ -323,7 +351,7 @@ def annotate(dataset: PhotoFaces, by_row: dict[int, list[float]], attributes: Se
     """Write annotated copies of the readable photos; returns how many."""
     groups: dict[Path, list[tuple[PhotoRow, list[float] | None]]] = {}
     for i, row in enumerate(dataset.rows):
-        if row.status == OK:
+        if row.status in PREDICTED:
             groups.setdefault(row.image, []).append((row, by_row.get(i)))
         elif row.status == NO_FACE:
             groups.setdefault(row.image, [])

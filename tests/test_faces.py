@@ -260,3 +260,20 @@ def test_two_faces_come_out_left_to_right(sample_root: Path) -> None:
     for face, original, other in zip(found, (left, right), (right, left)):
         mine = np.abs(_as_trained(face.aligned) - _as_trained(original)).mean()
         assert mine < np.abs(_as_trained(face.aligned) - _as_trained(other)).mean()
+
+
+def test_whole_image_transform_puts_the_central_square_on_the_framing_square() -> None:
+    from smile.faces import WHOLE_IMAGE_FRAMINGS, whole_image_transform
+
+    # pixel edges: a square image's corners (-0.5 .. side - 0.5) land on the window's edges
+    for framing, (x0, y0, x1, y1) in WHOLE_IMAGE_FRAMINGS.items():
+        matrix = whole_image_transform((200, 200), framing)
+        corners = apply_transform(matrix, np.array([[-0.5, -0.5], [199.5, 199.5]]))
+        np.testing.assert_allclose(corners, [[x0 - 0.5, y0 - 0.5], [x1 - 0.5, y1 - 0.5]], atol=1e-9)
+    # a wide image: its central 90x90 square does, the sides reach beyond
+    matrix = whole_image_transform((140, 90), (0.0, 20.0, 178.0, 198.0))
+    corners = apply_transform(matrix, np.array([[24.5, -0.5], [114.5, 89.5]]))
+    np.testing.assert_allclose(corners, [[-0.5, 19.5], [177.5, 197.5]], atol=1e-9)
+    assert matrix[0, 1] == matrix[1, 0] == 0.0  # no rotation
+    with pytest.raises(ValueError):
+        whole_image_transform((0, 10))

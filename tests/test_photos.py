@@ -16,7 +16,16 @@ from PIL import Image
 
 from smile.cli import main
 from smile.data.transforms import eval_transform
-from smile.photos import NO_FACE, OK, PhotoFaces, PhotoRow, draw_faces, label_lines, list_photos
+from smile.photos import (
+    NO_FACE,
+    OK,
+    WHOLE_IMAGE,
+    PhotoFaces,
+    PhotoRow,
+    draw_faces,
+    label_lines,
+    list_photos,
+)
 from smile.system import AttributeClassifier
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -143,15 +152,24 @@ def test_predict_on_photos_gives_rows_per_face_and_for_photos_without_one(
     assert summary == [
         ("one.jpg", "0", "ok"),
         ("cut.jpg", "", "unreadable"),
-        ("field.jpg", "", "no_face"),
+        ("field.jpg", "0", "whole_image"),
         ("group.png", "0", "ok"),
         ("group.png", "1", "ok"),
         ("notes.txt", "", "unreadable"),
     ]
     left, right = rows[3], rows[4]
     assert 40 <= int(left["box_x"]) < 200 <= 320 <= int(right["box_x"]) < 500
-    assert all(0.0 <= float(r["Smiling"]) <= 1.0 for r in rows if r["status"] == "ok")
-    assert all(r["Smiling"] == "" and r["box_x"] == "" for r in rows if r["status"] != "ok")
+    predicted = ("ok", "whole_image")
+    assert all(0.0 <= float(r["Smiling"]) <= 1.0 for r in rows if r["status"] in predicted)
+    assert all(r["Smiling"] == "" and r["box_x"] == "" for r in rows if r["status"] not in predicted)
+    field = rows[2]
+    assert (field["box_x"], field["box_y"], field["box_w"], field["box_h"], field["score"]) == (
+        "0",
+        "0",
+        "300",
+        "200",
+        "",
+    )
     annotated = sorted(
         p.relative_to(tmp_path / "annotated").as_posix() for p in (tmp_path / "annotated").rglob("*")
     )
@@ -168,12 +186,63 @@ def test_photos_without_any_face_still_get_their_rows(smiling_checkpoint: Path, 
     (tmp_path / "photos" / "list.csv").write_text("a,b\n")
     os.chdir(tmp_path)
     args = ["predict", "--ckpt_path", str(smiling_checkpoint), "--data.predict_path", "photos"]
-    assert main([*args, *QUIET]) == 0
+    assert main([*args, "--data.no_face", "skip", *QUIET]) == 0
     rows = _read_csv(tmp_path)
     assert [(Path(r["image"]).name, r["status"].split(":")[0]) for r in rows] == [
         ("field.jpg", NO_FACE),
         ("list.csv", "unreadable"),
     ]
+
+
+@needs_mtcnn
+def test_photos_without_a_detected_face_are_predicted_whole(
+    smiling_checkpoint: Path, sample_or_synthetic: Path, tmp_path: Path
+) -> None:
+    """A tight face crop too small for the detector (below min_face) and a texture each get a
+    ``whole_image`` row with the whole image as box and the model's probability on the image framed by
+    :func:`smile.faces.whole_image_transform`; ``--data.no_face skip`` leaves them without one."""
+    from smile.faces import warp, whole_image_transform
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    face = Image.open(_aligned_images(sample_or_synthetic, 1)[0]).convert("RGB")
+    face.crop((0, 20, 178, 198)).resize((36, 36), Image.BICUBIC).save(photos / "small.png")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)).save(photos / "texture.png")
+    os.chdir(tmp_path)
+    args = ["predict", "--ckpt_path", str(smiling_checkpoint), "--data.predict_path", "photos", *QUIET]
+    assert main(args) == 0
+    rows = _read_csv(tmp_path)
+    assert [(Path(r["image"]).name, r["face"], r["status"]) for r in rows] == [
+        ("small.png", "0", WHOLE_IMAGE),
+        ("texture.png", "0", WHOLE_IMAGE),
+    ]
+    assert [(r["box_x"], r["box_y"], r["box_w"], r["box_h"], r["score"]) for r in rows] == [
+        ("0", "0", "36", "36", ""),
+        ("0", "0", "140", "90", ""),
+    ]
+    transform = eval_transform(64)
+    expected = _probabilities(
+        _load_model(smiling_checkpoint),
+        [
+            transform(warp(image, whole_image_transform(image.size)))
+            for image in (Image.open(photos / n).convert("RGB") for n in ("small.png", "texture.png"))
+        ],
+    )[:, 0]
+    np.testing.assert_allclose([float(r["Smiling"]) for r in rows], expected, atol=2e-6)
+
+    (tmp_path / "skip").mkdir()
+    os.chdir(tmp_path / "skip")
+    args[args.index("photos")] = str(photos)
+    assert main([*args, "--data.no_face", "skip"]) == 0
+    rows = _read_csv(tmp_path / "skip")
+    assert [(r["status"], r["Smiling"]) for r in rows] == [(NO_FACE, ""), (NO_FACE, "")]
+
+
+def test_no_face_rejects_unknown_choices(tmp_path: Path) -> None:
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="data.no_face is 'blank'"):
+        PhotoFaces.from_path(tmp_path, eval_transform(64), detector=lambda rgb: [], no_face="blank")
 
 
 def test_missing_predict_path_is_a_short_error(smiling_checkpoint: Path, tmp_path: Path, capsys) -> None:

@@ -69,6 +69,9 @@ class CelebADataModule(pl.LightningDataModule):
         aligned: the ``predict_path`` images are already aligned CelebA-style crops: skip detection.
         detector: face detector for ``predict_path`` (``auto``, ``mtcnn``, ``yunet``, ``haar``).
         min_face: with ``predict_path``, ignore faces narrower than this many pixels of the photo.
+        no_face: with ``predict_path``, what a photo without a detected face gets: ``whole`` (default),
+            the whole image is taken as a tight face crop and predicted on (CSV status ``whole_image``);
+            ``skip``, a ``no_face`` row without probabilities.
         annotate_dir: with ``predict_path``, also write copies of the photos with boxes and labels here.
         augment: further training augmentation on the device, the arguments of
             :class:`smile.data.augment.BatchAugment` (colour jitter, small affine, random erasing).
@@ -94,6 +97,7 @@ class CelebADataModule(pl.LightningDataModule):
         aligned: bool = False,
         detector: str = "auto",
         min_face: int = 40,
+        no_face: Literal["whole", "skip"] = "whole",
         annotate_dir: str | None = None,
         augment: dict[str, float] | None = None,
     ) -> None:
@@ -159,6 +163,7 @@ class CelebADataModule(pl.LightningDataModule):
                     aligned=self.hparams.aligned,
                     detector=self.hparams.detector,
                     min_face=self.hparams.min_face,
+                    no_face=self.hparams.no_face,
                     annotate_dir=self.hparams.annotate_dir,
                 )
             return
