@@ -1,4 +1,5 @@
-"""``python -m smile``: LightningCLI's fit/validate/test/predict, plus the project's own commands.
+"""``smile`` (or ``python -m smile``): one command tree over LightningCLI's fit/validate/test/predict and
+the project's own commands, all listed in :data:`COMMANDS`.
 
 A checkpoint given as ``--ckpt_path`` brings its run's settings along: the model's and the data's
 hyper-parameters become the defaults (the command line still overrides them), and logs go to the
@@ -7,6 +8,7 @@ run folder the checkpoint came from. ``best``/``last`` name the newest run's che
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import re
@@ -19,23 +21,82 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from smile import resume
+from smile import __version__, resume
 from smile.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
 from smile.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
+from smile.console import PlainHelpFormatter, quiet_upstream
 from smile.data.datamodule import CelebADataModule
 from smile.errors import SmileError
 from smile.photos import predict_shorthands
 from smile.resume import ResumableTraining
 from smile.system import AttributeClassifier
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-#: Further commands: name -> module whose ``main(argv) -> int`` runs it.
-EXTRA_COMMANDS: dict[str, str] = {
-    "download": "smile.download",
-    "check-data": "smile.data.check",
-    "report": "smile.evaluation.runner",
-    "export": "smile.export",
+PROG = "smile"
+#: Marks a command that LightningCLI runs (a Trainer method) in :data:`COMMANDS`.
+LIGHTNING = "lightning"
+#: Every command: name -> (the module whose ``main(argv) -> int`` runs it, or LIGHTNING; its one-line help).
+#: A new command is one line here; ``smile --help`` lists them in this order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fit": (LIGHTNING, "Train a model (try: smile fit --config configs/demo.yaml)"),
+    "validate": (LIGHTNING, "Evaluate a checkpoint on the validation split"),
+    "test": (LIGHTNING, "Evaluate a checkpoint on the test split and write its report"),
+    "predict": (
+        LIGHTNING,
+        "Write predictions.csv for the test split, or for your photos (--data.predict_path)",
+    ),
+    "report": (
+        "smile.evaluation.runner",
+        "Write a checkpoint's evaluation report (metrics, figures, fairness)",
+    ),
+    "export": ("smile.export", "Export a checkpoint to ONNX or TorchScript"),
+    "download": ("smile.download", "Download CelebA (Google Drive, Hugging Face or Kaggle)"),
+    "check-data": ("smile.data.check", "Check a CelebA copy: every annotation row and every image"),
 }
+LIGHTNING_COMMANDS = tuple(name for name, (module, _) in COMMANDS.items() if module == LIGHTNING)
+
+
+def usage() -> str:
+    """The text of ``smile --help``: every command with its line."""
+    width = max(len(name) for name in COMMANDS) + 2
+    lines = [
+        f"usage: {PROG} <command> [options]",
+        "",
+        "Face-attribute classifiers on CelebA with PyTorch Lightning.",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}{line}" for name, (_, line) in COMMANDS.items()),
+        "",
+        f"Run '{PROG} <command> --help' for a command's options ({PROG} --version: the version).",
+    ]
+    return "\n".join(lines)
+
+
+def unknown_command(name: str) -> str:
+    """The error for a command that does not exist, with the nearest one when there is one."""
+    close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown command '{name}': {hint}{PROG} --help lists the commands ({', '.join(COMMANDS)})"
+
+
+class SmileArgumentParser(LightningArgumentParser):
+    """Lightning's parser with errors a user reads at a glance: a one-line usage instead of every option,
+    and the accepted values of a choice spelled out."""
+
+    def print_usage(self, file=None) -> None:
+        command = self.prog.replace(" [options]", "")
+        print(f"usage: {command} [options]", file=file)
+
+    def error(self, message: str, ex: Exception | None = None):
+        message = re.sub(
+            r"Expected a (?:typing\.)?Literal\[(.*?)\]\. Got value: (.*)",
+            lambda m: f"expected one of: {m.group(1).replace(chr(39), '')}; got {m.group(2)}",
+            message,
+        )
+        unknown = re.match(r"unrecognized arguments: (--[\w.]+)", message)
+        close = unknown and difflib.get_close_matches(unknown.group(1), list(self._option_string_actions), 1)
+        if close:
+            message += f" (did you mean {close[0]}?)"
+        return super().error(message, ex)
 
 
 class SmileCLI(LightningCLI):
@@ -82,6 +143,11 @@ class SmileCLI(LightningCLI):
             from smile.evaluation.runner import report_after_test
 
             report_after_test(self.trainer, self.model, self.datamodule)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
+        """Parse ``args``: the command line as :func:`main` rewrote it (with a checkpoint's settings), so
+        Lightning's warning against passing ``args`` beside ``sys.argv`` does not apply here."""
+        self.config = parser.parse_args(args)
 
     def _parse_ckpt_path(self) -> None:
         """Checkpoint settings are applied by :func:`checkpoint_arguments` before parsing, so that the
@@ -136,15 +202,27 @@ def checkpoint_arguments(args: list[str]) -> list[str]:
 
 
 def run_lightning(args: list[str]) -> None:
+    plain = {"formatter_class": PlainHelpFormatter}
+    commands = {
+        name: {"description": line, **plain}
+        for name, (module, line) in COMMANDS.items()
+        if module == LIGHTNING
+    }
     SmileCLI(
         AttributeClassifier,
         CelebADataModule,
         args=checkpoint_arguments(predict_shorthands(args)),
         trainer_defaults={"callbacks": [ResumableTraining(), PredictionWriter()]},
         save_config_callback=SaveRunConfig,
+        parser_class=SmileArgumentParser,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
-        parser_kwargs={"description": "Train and evaluate CelebA attribute classifiers."},
+        parser_kwargs={
+            "prog": PROG,
+            "description": "Train and evaluate CelebA attribute classifiers.",
+            **plain,
+            **commands,
+        },
     )
 
 
@@ -159,11 +237,22 @@ def error_message(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m smile``."""
+    """Entry point of ``smile`` and ``python -m smile``: returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    quiet_upstream()
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"{PROG} {__version__}")
+        return 0
+    if not args[0].startswith("-") and args[0] not in COMMANDS:
+        print(f"error: {unknown_command(args[0])}", file=sys.stderr)
+        return 2
     try:
-        if args and args[0] in EXTRA_COMMANDS:
-            return int(importlib.import_module(EXTRA_COMMANDS[args[0]]).main(args[1:]) or 0)
+        module = COMMANDS.get(args[0], (LIGHTNING, ""))[0]
+        if module != LIGHTNING:
+            return int(importlib.import_module(module).main(args[1:]) or 0)
         run_lightning(args)
     except SmileError as err:
         print(f"error: {error_message(err)}", file=sys.stderr)

@@ -309,7 +309,7 @@ def export(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m smile export",
+        prog="smile export",
         description="Export a checkpoint as an ONNX or TorchScript model that maps aligned face images "
         "(N, 3, S, S) to attribute probabilities, with the attribute names and preprocessing in its metadata.",
     )

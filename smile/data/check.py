@@ -347,7 +347,7 @@ def _root_from_config(path: str) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m smile check-data",
+        prog="smile check-data",
         description="Check a CelebA copy completely: every annotation row and every image, all problems "
         "in one report. Exit status 0: nothing to fix; 1: problems; 2: no dataset there.",
     )

@@ -34,7 +34,7 @@ it is complete and verified. The optional packages come with: pip install "smile
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m smile download",
+        prog="smile download",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

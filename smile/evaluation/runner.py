@@ -207,7 +207,7 @@ def report_after_test(trainer: Any, model: torch.nn.Module, datamodule: Any) -> 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m smile report",
+        prog="smile report",
         description=(
             "Write the evaluation report of a checkpoint (metrics.json, report.md and PNG figures) into "
             "its run folder's report/ directory, using the checkpoint's own data settings."
