@@ -22,7 +22,7 @@ from smile.metrics import (
     auroc_values,
     confusion_counts,
 )
-from smile.models import build_network
+from smile.models import NetworkName, build_network
 from smile.recipe import build_optimizer, build_scheduler, ema_model, flip_averaged, smooth_targets
 
 
@@ -31,8 +31,10 @@ class AttributeClassifier(pl.LightningModule):
 
     Args:
         attributes: the attribute names, in head order (set from ``data.attributes`` by the CLI).
-        net: the network's name in :data:`smile.models.NETWORKS`.
-        net_kwargs: extra arguments of the network.
+        net: the network: ``original`` (the notebook's CNN), ``original_bn`` (with batch normalisation)
+            or ``resnet`` (a small ResNet).
+        net_kwargs: extra arguments of the network (``original``, ``original_bn``: dropout; ``resnet``: widths,
+            blocks, dropout, head, head_channels, input_size).
         lr: the (peak) learning rate.
         weight_decay: Adam's L2 penalty on all parameters; AdamW's/SGD's decay on weights only.
         optimizer: ``adam`` (the original), ``adamw`` or ``sgd``.
@@ -50,7 +52,7 @@ class AttributeClassifier(pl.LightningModule):
     def __init__(
         self,
         attributes: Sequence[str] = ("Smiling",),
-        net: str = "original",
+        net: NetworkName = "original",
         net_kwargs: dict[str, Any] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,

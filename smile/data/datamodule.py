@@ -67,7 +67,7 @@ class CelebADataModule(pl.LightningDataModule):
             split: faces are found, aligned to CelebA's framing, and each gets a CSV row
             (:mod:`smile.photos`). The CelebA files under ``root`` are then not needed.
         aligned: the ``predict_path`` images are already aligned CelebA-style crops: skip detection.
-        detector: face detector for ``predict_path`` (``auto``, ``mtcnn``, ``yunet``, ``haar``).
+        detector: face detector for ``predict_path`` (``auto``: the first whose package is installed).
         min_face: with ``predict_path``, ignore faces narrower than this many pixels of the photo.
         annotate_dir: with ``predict_path``, also write copies of the photos with boxes and labels here.
         augment: further training augmentation on the device, the arguments of
@@ -92,7 +92,7 @@ class CelebADataModule(pl.LightningDataModule):
         cache_decoder: Literal["pil", "pil-exact", "torchvision"] = "pil",
         predict_path: str | None = None,
         aligned: bool = False,
-        detector: str = "auto",
+        detector: Literal["auto", "mtcnn", "yunet", "haar"] = "auto",
         min_face: int = 40,
         annotate_dir: str | None = None,
         augment: dict[str, float] | None = None,

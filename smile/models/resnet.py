@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from smile.errors import OptionError
 from smile.models.layers import Dropout
 
 
@@ -102,7 +103,7 @@ class SmallResNet(nn.Module):
         super().__init__()
         blocks = [blocks] * len(widths) if isinstance(blocks, int) else list(blocks)
         if len(blocks) != len(widths):
-            raise ValueError(f"blocks has {len(blocks)} entries but widths has {len(widths)}")
+            raise OptionError(f"blocks has {len(blocks)} entries but widths has {len(widths)}")
         layers: list[nn.Module] = [conv_bn(3, widths[0]), nn.MaxPool2d(2)]
         cin = widths[0]
         for i, (width, count) in enumerate(zip(widths, blocks)):
@@ -115,7 +116,7 @@ class SmallResNet(nn.Module):
         elif head == "spatial":
             side = input_size // 2 ** len(widths)
             if side < 1:
-                raise ValueError(f"a {input_size}x{input_size} input is too small for {len(widths)} stages")
+                raise OptionError(f"a {input_size}x{input_size} input is too small for {len(widths)} stages")
             layers += [
                 nn.Conv2d(cin, head_channels, 1, bias=False),
                 nn.BatchNorm2d(head_channels),
@@ -125,7 +126,7 @@ class SmallResNet(nn.Module):
             ]
             features = head_channels * side * side
         else:
-            raise ValueError(f"Unknown head {head!r} (model.net_kwargs.head); choose pool or spatial")
+            raise OptionError(f"Unknown head {head!r} ; choose pool or spatial (model.net_kwargs.head)")
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(features, num_outputs)
         for module in self.modules():
