@@ -137,12 +137,26 @@ class SmileCLI(LightningCLI):
         super()._run_subcommand(subcommand)
         tested = subcommand == "test"
         if subcommand == "fit" and self.config.fit.test_after_fit and not self.trainer.interrupted:
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=self._best_checkpoint())
             tested = True
         if tested and self.config[subcommand].get("report", True) and not self.trainer.interrupted:
+            if self.trainer.fast_dev_run:
+                print("fast_dev_run: no report (it writes no run folder)", file=sys.stderr)
+                return
             from smile.evaluation.runner import report_after_test
 
             report_after_test(self.trainer, self.model, self.datamodule)
+
+    def _best_checkpoint(self) -> str | None:
+        """The file the ``checkpoint`` callback chose as best, named explicitly (``"best"`` would make
+        Lightning guess among this and ``last_checkpoint``); ``None`` (the weights as they are) when it
+        wrote none, as under ``fast_dev_run``."""
+        best = next((cb for cb in self.trainer.checkpoint_callbacks if type(cb) is ModelCheckpoint), None)
+        if best is not None and best.best_model_path:
+            return best.best_model_path
+        reason = "fast_dev_run writes no checkpoint" if self.trainer.fast_dev_run else "no best checkpoint"
+        print(f"test_after_fit: {reason}; testing the weights as they are", file=sys.stderr)
+        return None
 
     def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
         """Parse ``args``: the command line as :func:`main` rewrote it (with a checkpoint's settings), so
@@ -202,6 +216,8 @@ def checkpoint_arguments(args: list[str]) -> list[str]:
 
 
 def run_lightning(args: list[str]) -> None:
+    """Run a LightningCLI command. An unset ``seed_everything`` is 0 for fit (the seed the data order
+    falls back to anyway) and no seeding at all for the evaluation commands, which draw nothing random."""
     plain = {"formatter_class": PlainHelpFormatter}
     commands = {
         name: {"description": line, **plain}
@@ -217,6 +233,7 @@ def run_lightning(args: list[str]) -> None:
         parser_class=SmileArgumentParser,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        seed_everything_default=0 if args and args[0] == "fit" else False,
         parser_kwargs={
             "prog": PROG,
             "description": "Train and evaluate CelebA attribute classifiers.",
