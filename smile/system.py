@@ -79,6 +79,8 @@ class AttributeClassifier(pl.LightningModule):
         self.test_stats = attribute_stat_scores(len(self.attributes))
         self.val_auroc = attribute_auroc(len(self.attributes))
         self.test_auroc = attribute_auroc(len(self.attributes))
+        #: The last test's probabilities and labels per batch, in loader order (the report reuses them).
+        self.test_outputs: list[tuple[Tensor, Tensor]] = []
 
     def configure_model(self) -> None:
         """``model.channels_last`` and ``model.compile``: applied before the model moves to its device."""
@@ -106,6 +108,8 @@ class AttributeClassifier(pl.LightningModule):
         smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
         loss = self.loss_fn(logits, smooth_targets(targets, smoothing))
         probs, labels = logits.detach().sigmoid(), targets.int()
+        if stage == "test":
+            self.test_outputs.append((probs.float().cpu(), labels.cpu()))
         if len(self.attributes) == 1:  # binary metrics take (batch,) tensors
             probs, labels = probs[:, 0], labels[:, 0]
         self._stats(stage).update(probs, labels)
@@ -148,6 +152,9 @@ class AttributeClassifier(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_outputs = []
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
