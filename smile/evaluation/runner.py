@@ -279,7 +279,9 @@ def _parser() -> argparse.ArgumentParser:
         "if reported, else the first)",
     )
     parser.add_argument("--out", help="the report folder (default: <run folder>/report)")
-    parser.add_argument("--root", help="the data root, when the data moved since training (data.root)")
+    parser.add_argument(
+        "--data.root", "--root", dest="root", help="the data root, when the data moved since training"
+    )
     parser.add_argument(
         "--batch_size", "--batch-size", type=int, help="images per batch (default: the run's)"
     )
