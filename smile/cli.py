@@ -40,14 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": (LIGHTNING, "Train a model (try: smile fit --config configs/demo.yaml)"),
     "validate": (LIGHTNING, "Evaluate a checkpoint on the validation split"),
     "test": (LIGHTNING, "Evaluate a checkpoint on the test split and write its report"),
-    "predict": (
-        LIGHTNING,
-        "Write predictions.csv for the test split, or for your photos (--data.predict_path)",
-    ),
-    "report": (
-        "smile.evaluation.runner",
-        "Write a checkpoint's evaluation report (metrics, figures, fairness)",
-    ),
+    "predict": (LIGHTNING, "Write predictions.csv: the test split, or your photos (--data.predict_path)"),
+    "report": ("smile.evaluation.runner", "Write the evaluation report of a checkpoint"),
     "export": ("smile.export", "Export a checkpoint to ONNX or TorchScript"),
     "download": ("smile.download", "Download CelebA (Google Drive, Hugging Face or Kaggle)"),
     "check-data": ("smile.data.check", "Check a CelebA copy: every annotation row and every image"),

@@ -312,6 +312,14 @@ def _parser() -> argparse.ArgumentParser:
         help="a fairness gap is ranked only when each group has this many images behind it (default 20)",
     )
     parser.add_argument(
+        "--min_tune_count",
+        "--min-tune-count",
+        type=int,
+        default=MIN_TUNE_COUNT,
+        help="tune an attribute's threshold only with this many val images of each class (default "
+        f"{MIN_TUNE_COUNT}; fewer: it keeps --threshold)",
+    )
+    parser.add_argument(
         "--tensorboard",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -375,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         bins=args.bins,
         errors=args.errors,
         min_group_count=args.min_group_count,
+        min_tune_count=args.min_tune_count,
         tensorboard=args.tensorboard,
         step=int(checkpoint.get("global_step", 0)),
         source=_checkpoint_source(path, checkpoint, datamodule),
