@@ -15,7 +15,7 @@ removal of boxes nested in stronger ones). Region, enlargement, scale factor and
 the best accuracy on the validation split only (``--tune-split``), then applied unchanged to the test
 split.
 
-Our model: a checkpoint (``--ckpt``, required: train one first, e.g. ``python -m smile fit --config
+Our model: a checkpoint (``--ckpt_path``, required: train one first, e.g. ``python -m smile fit --config
 configs/smile.yaml --data.root ../shared/celeba-sample``) with a ``Smiling`` output, fed the usual
 evaluation transform, batches of 64, called smiling at p >= 0.5.
 
@@ -29,7 +29,7 @@ those on the original aligned images.
 
 Usage::
 
-    python benchmarks/smile_baseline.py --ckpt lightning_logs/version_0/checkpoints/best.ckpt \\
+    python benchmarks/smile_baseline.py --ckpt_path lightning_logs/version_0/checkpoints/best.ckpt \\
         [--root ../shared/celeba-sample] [--split test] [--tune-split val] [--photos 500] [--out b.json]
 """
 
@@ -282,14 +282,27 @@ def run_photos(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--ckpt", type=Path, required=True, help="our model: a checkpoint with a Smiling output"
+        "--ckpt_path",
+        "--ckpt",
+        dest="ckpt",
+        type=Path,
+        required=True,
+        help="our model: a checkpoint with a Smiling output",
     )
-    parser.add_argument("--root", type=Path, default=SAMPLE, help=f"CelebA copy (default {SAMPLE})")
+    parser.add_argument(
+        "--data.root",
+        "--root",
+        dest="root",
+        type=Path,
+        default=SAMPLE,
+        help=f"CelebA copy (default {SAMPLE})",
+    )
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--tune-split", default="val", choices=("train", "val", "test"))
+    parser.add_argument("--tune_split", "--tune-split", default="val", choices=("train", "val", "test"))
     parser.add_argument("--threads", type=int, default=1, help="threads for both (default 1)")
     parser.add_argument("--photos", type=int, default=0, help="also run N synthetic photos (default 0)")
     parser.add_argument(
+        "--haar_from",
         "--haar-from",
         type=Path,
         help="reuse the Haar setting of an earlier --out JSON instead of tuning again",

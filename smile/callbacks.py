@@ -21,7 +21,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
-from smile.io import atomic_write
+from smile.io import atomic_write, fresh_path
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -62,7 +62,7 @@ class PredictionWriter(BasePredictionWriter):
             from smile.photos import write_predictions
 
             name = self.filename if trainer.world_size == 1 else f"rank{trainer.global_rank}-{self.filename}"
-            self.path = Path(log_dir or ".") / name
+            self.path = fresh_path(Path(log_dir or ".") / name)
             write_predictions(photos, probs, indices, pl_module.attributes, self.path)
             self._photos_written = True
             return
@@ -74,7 +74,7 @@ class PredictionWriter(BasePredictionWriter):
             rows = sorted({index: row for part in gathered for index, row in part}.items())
         if not trainer.is_global_zero:
             return
-        self.path = Path(log_dir or ".") / self.filename
+        self.path = fresh_path(Path(log_dir or ".") / self.filename)
         with atomic_write(self.path, newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["image", *pl_module.attributes])
@@ -116,18 +116,26 @@ def environment_record() -> dict[str, Any]:
 
 
 class SaveRunConfig(SaveConfigCallback):
-    """Save ``config.yaml`` (fit) or ``config-<stage>.yaml`` and ``environment.yaml`` in the run folder."""
+    """Save the command's config and ``environment.yaml`` in the run folder: ``config.yaml`` for a new fit,
+    ``config-resume.yaml`` for a resumed one, ``config-<stage>.yaml`` for the other commands; a name
+    already taken gets a number (``config-test-2.yaml``, with ``environment-test-2.yaml``), so a later
+    command never replaces the record of an earlier one."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         stage = getattr(stage, "value", stage)
-        self.config_filename = "config.yaml" if stage == "fit" else f"config-{stage}.yaml"
         self._log_dir = trainer.log_dir  # on every process: it is a collective under DDP
+        folder = Path(self._log_dir or ".")
+        name = f"config-{stage}.yaml"
+        if stage == "fit":  # a fit into a run folder that has its config already is a resume
+            name = "config-resume.yaml" if (folder / "config.yaml").exists() else "config.yaml"
+        self.config_filename = fresh_path(folder / name).name
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Called on rank 0 only, so trainer.log_dir (a broadcast) must not be used here.
         if trainer.is_global_zero and self._log_dir:
-            with atomic_write(Path(self._log_dir) / "environment.yaml") as handle:
+            name = self.config_filename.replace("config", "environment", 1)
+            with atomic_write(Path(self._log_dir) / name) as handle:
                 yaml.safe_dump(environment_record(), handle, sort_keys=False)
 
 

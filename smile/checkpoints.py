@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,18 @@ def resolve_checkpoint(value: str | Path, log_root: str | Path = LOG_ROOT) -> Pa
     return max(candidates, key=lambda candidate: (candidate.stat().st_mtime, str(candidate)))
 
 
+def refused_message(path: str | Path, err: BaseException) -> str:
+    """Why a checkpoint that holds more than tensors was not loaded. torch's own message advises loading
+    with ``weights_only=False``, which would run whatever the file holds; this one does not."""
+    found = re.search(r"(?:unsupported )?GLOBAL ([\w.]+)", str(err))
+    what = f" ({found.group(1)})" if found else ""
+    return (
+        f"{path}: refused for safety: the file holds Python code or objects{what}, not only weights, and "
+        "loading it could run that code. smile loads weights only; use a checkpoint written by smile, from "
+        "a source you trust"
+    )
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only`` semantics (plain tensors and containers, no code)."""
     path = Path(path)
@@ -42,7 +55,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
         raise CheckpointError(f"{path}: checkpoint not found") from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as err:
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" in str(err):
+            raise CheckpointError(refused_message(path, err)) from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated, or not a torch file): {err}"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated, or not a torch file): {err}"
         ) from err

@@ -1,4 +1,5 @@
-"""``python -m smile``: LightningCLI's fit/validate/test/predict, plus the project's own commands.
+"""``smile`` (or ``python -m smile``): one command tree over LightningCLI's fit/validate/test/predict and
+the project's own commands, all listed in :data:`COMMANDS`.
 
 A checkpoint given as ``--ckpt_path`` brings its run's settings along: the model's and the data's
 hyper-parameters become the defaults (the command line still overrides them), and logs go to the
@@ -7,6 +8,7 @@ run folder the checkpoint came from. ``best``/``last`` name the newest run's che
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import re
@@ -19,9 +21,10 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from smile import resume
+from smile import __version__, resume
 from smile.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
 from smile.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
+from smile.console import PlainHelpFormatter, quiet_upstream
 from smile.data.datamodule import CelebADataModule
 from smile.devices import check_devices
 from smile.distributed import end_process_group, say, say_error
@@ -30,14 +33,66 @@ from smile.photos import predict_shorthands
 from smile.resume import ResumableTraining
 from smile.system import AttributeClassifier
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-#: Further commands: name -> module whose ``main(argv) -> int`` runs it.
-EXTRA_COMMANDS: dict[str, str] = {
-    "download": "smile.download",
-    "check-data": "smile.data.check",
-    "report": "smile.evaluation.runner",
-    "export": "smile.export",
+PROG = "smile"
+#: Marks a command that LightningCLI runs (a Trainer method) in :data:`COMMANDS`.
+LIGHTNING = "lightning"
+#: Every command: name -> (the module whose ``main(argv) -> int`` runs it, or LIGHTNING; its one-line help).
+#: A new command is one line here; ``smile --help`` lists them in this order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fit": (LIGHTNING, "Train a model (try: smile fit --config configs/demo.yaml)"),
+    "validate": (LIGHTNING, "Evaluate a checkpoint on the validation split"),
+    "test": (LIGHTNING, "Evaluate a checkpoint on the test split and write its report"),
+    "predict": (LIGHTNING, "Write predictions.csv: the test split, or your photos (--data.predict_path)"),
+    "report": ("smile.evaluation.runner", "Write the evaluation report of a checkpoint"),
+    "export": ("smile.export", "Export a checkpoint to ONNX or TorchScript"),
+    "download": ("smile.download", "Download CelebA (Google Drive, Hugging Face or Kaggle)"),
+    "check-data": ("smile.data.check", "Check a CelebA copy: every annotation row and every image"),
 }
+LIGHTNING_COMMANDS = tuple(name for name, (module, _) in COMMANDS.items() if module == LIGHTNING)
+
+
+def usage() -> str:
+    """The text of ``smile --help``: every command with its line."""
+    width = max(len(name) for name in COMMANDS) + 2
+    lines = [
+        f"usage: {PROG} <command> [options]",
+        "",
+        "Face-attribute classifiers on CelebA with PyTorch Lightning.",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}{line}" for name, (_, line) in COMMANDS.items()),
+        "",
+        f"Run '{PROG} <command> --help' for a command's options ({PROG} --version: the version).",
+    ]
+    return "\n".join(lines)
+
+
+def unknown_command(name: str) -> str:
+    """The error for a command that does not exist, with the nearest one when there is one."""
+    close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown command '{name}': {hint}{PROG} --help lists the commands ({', '.join(COMMANDS)})"
+
+
+class SmileArgumentParser(LightningArgumentParser):
+    """Lightning's parser with errors a user reads at a glance: a one-line usage instead of every option,
+    and the accepted values of a choice spelled out."""
+
+    def print_usage(self, file=None) -> None:
+        command = self.prog.replace(" [options]", "")
+        print(f"usage: {command} [options]", file=file)
+
+    def error(self, message: str, ex: Exception | None = None):
+        message = re.sub(
+            r"Expected a (?:typing\.)?Literal\[(.*?)\]\. Got value: (.*)",
+            lambda m: f"expected one of: {m.group(1).replace(chr(39), '')}; got {m.group(2)}",
+            message,
+        )
+        unknown = re.match(r"unrecognized arguments: (--[\w.]+)", message)
+        close = unknown and difflib.get_close_matches(unknown.group(1), list(self._option_string_actions), 1)
+        if close:
+            message += f" (did you mean {close[0]}?)"
+        return super().error(message, ex)
 
 
 class SmileCLI(LightningCLI):
@@ -74,9 +129,10 @@ class SmileCLI(LightningCLI):
             "run folder's report/ (python -m smile report makes it on its own, with more options).",
         )
 
-    def parse_arguments(self, parser: LightningArgumentParser, args: list[str]) -> None:
-        """Parse ``args``, which :func:`run_lightning` always gives (the rewritten command line; so no
-        Lightning warning about it beside ``sys.argv``), and check the devices before anything starts."""
+    def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
+        """Parse ``args``: the command line as :func:`main` rewrote it (with a checkpoint's settings), so
+        Lightning's warning against passing ``args`` beside ``sys.argv`` does not apply here; then check
+        the devices before anything starts."""
         self.config = parser.parse_args(args)
         subcommand = self.config.get("subcommand")
         trainer = (self.config[subcommand] if subcommand else self.config).trainer
@@ -86,12 +142,26 @@ class SmileCLI(LightningCLI):
         super()._run_subcommand(subcommand)
         tested = subcommand == "test"
         if subcommand == "fit" and self.config.fit.test_after_fit and not self.trainer.interrupted:
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=self._best_checkpoint())
             tested = True
         if tested and self.config[subcommand].get("report", True) and not self.trainer.interrupted:
+            if self.trainer.fast_dev_run:
+                print("fast_dev_run: no report (it writes no run folder)", file=sys.stderr)
+                return
             from smile.evaluation.runner import report_after_test
 
             report_after_test(self.trainer, self.model, self.datamodule)
+
+    def _best_checkpoint(self) -> str | None:
+        """The file the ``checkpoint`` callback chose as best, named explicitly (``"best"`` would make
+        Lightning guess among this and ``last_checkpoint``); ``None`` (the weights as they are) when it
+        wrote none, as under ``fast_dev_run``."""
+        best = next((cb for cb in self.trainer.checkpoint_callbacks if type(cb) is ModelCheckpoint), None)
+        if best is not None and best.best_model_path:
+            return best.best_model_path
+        reason = "fast_dev_run writes no checkpoint" if self.trainer.fast_dev_run else "no best checkpoint"
+        print(f"test_after_fit: {reason}; testing the weights as they are", file=sys.stderr)
+        return None
 
     def _parse_ckpt_path(self) -> None:
         """Checkpoint settings are applied by :func:`checkpoint_arguments` before parsing, so that the
@@ -146,15 +216,30 @@ def checkpoint_arguments(args: list[str]) -> list[str]:
 
 
 def run_lightning(args: list[str]) -> None:
+    """Run a LightningCLI command. An unset ``seed_everything`` is 0 for fit (the seed the data order
+    falls back to anyway) and no seeding at all for the evaluation commands, which draw nothing random."""
+    plain = {"formatter_class": PlainHelpFormatter}
+    commands = {
+        name: {"description": line, **plain}
+        for name, (module, line) in COMMANDS.items()
+        if module == LIGHTNING
+    }
     SmileCLI(
         AttributeClassifier,
         CelebADataModule,
         args=checkpoint_arguments(predict_shorthands(args)),
         trainer_defaults={"callbacks": [ResumableTraining(), PredictionWriter()]},
         save_config_callback=SaveRunConfig,
+        parser_class=SmileArgumentParser,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
-        parser_kwargs={"description": "Train and evaluate CelebA attribute classifiers."},
+        seed_everything_default=0 if args and args[0] == "fit" else False,
+        parser_kwargs={
+            "prog": PROG,
+            "description": "Train and evaluate CelebA attribute classifiers.",
+            **plain,
+            **commands,
+        },
     )
 
 
@@ -169,11 +254,22 @@ def error_message(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m smile``."""
+    """Entry point of ``smile`` and ``python -m smile``: returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    quiet_upstream()
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"{PROG} {__version__}")
+        return 0
+    if not args[0].startswith("-") and args[0] not in COMMANDS:
+        print(f"error: {unknown_command(args[0])}", file=sys.stderr)
+        return 2
     try:
-        if args and args[0] in EXTRA_COMMANDS:
-            return int(importlib.import_module(EXTRA_COMMANDS[args[0]]).main(args[1:]) or 0)
+        module = COMMANDS.get(args[0], (LIGHTNING, ""))[0]
+        if module != LIGHTNING:
+            return int(importlib.import_module(module).main(args[1:]) or 0)
         run_lightning(args)
     except SmileError as err:
         say_error(error_message(err))

@@ -11,3 +11,7 @@ class DataError(SmileError, ValueError):
 
 class CheckpointError(SmileError, ValueError):
     """A checkpoint that cannot be used: missing, not ours, truncated or incompatible."""
+
+
+class OptionError(SmileError, ValueError):
+    """An option's value that the software does not accept (the message lists what it does)."""

@@ -307,27 +307,38 @@ def export(
     return target
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m smile export",
+        prog="smile export",
         description="Export a checkpoint as an ONNX or TorchScript model that maps aligned face images "
         "(N, 3, S, S) to attribute probabilities, with the attribute names and preprocessing in its metadata.",
     )
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint file, or best / last (newest run's)")
+    parser.add_argument(
+        "--ckpt_path", "--ckpt-path", required=True, help="checkpoint file, or best / last (newest run's)"
+    )
     parser.add_argument("--format", choices=FORMATS, default="onnx", help="default: onnx")
     parser.add_argument(
         "--out", default=None, help="output file (default: beside the checkpoint, .onnx / .torchscript.pt)"
     )
     parser.add_argument(
         "--input_dtype",
+        "--input-dtype",
         choices=INPUT_DTYPES,
         default="float32",
         help="float32: pixels / 255 in [0, 1] (default); uint8: raw 0-255 pixels",
     )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     parser.add_argument(
-        "--no_check", action="store_true", help="skip running the file against the checkpoint afterwards"
+        "--no_check",
+        "--no-check",
+        action="store_true",
+        help="skip running the file against the checkpoint afterwards",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     target = export(args.ckpt_path, args.format, args.out, args.input_dtype, args.opset, not args.no_check)
     metadata = read_metadata(target)

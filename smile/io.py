@@ -34,3 +34,15 @@ def atomic_write(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def fresh_path(path: str | Path) -> Path:
+    """``path`` when nothing is there yet, else the first free ``name-2``, ``name-3``... beside it (before
+    the suffix): a new output never replaces an earlier one."""
+    path = Path(path)
+    number = 1
+    candidate = path
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate

@@ -11,6 +11,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from smile.errors import OptionError
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle")
 
@@ -36,7 +38,7 @@ def build_optimizer(net: nn.Module, name: str, lr: float, weight_decay: float) -
         return torch.optim.AdamW(parameter_groups(net, weight_decay, False), lr=lr)
     if name == "sgd":
         return torch.optim.SGD(parameter_groups(net, weight_decay, False), lr=lr, momentum=0.9, nesterov=True)
-    raise ValueError(f"Unknown optimizer {name!r} (model.optimizer); choose one of: {', '.join(OPTIMIZERS)}")
+    raise OptionError(f"Unknown optimizer {name!r} (model.optimizer); choose one of: {', '.join(OPTIMIZERS)}")
 
 
 def lr_factor(step: int, total: int, warmup: int, shape: str) -> float:
@@ -57,7 +59,7 @@ def build_scheduler(
     if name == "none":
         return None
     if name not in SCHEDULERS:
-        raise ValueError(
+        raise OptionError(
             f"Unknown scheduler {name!r} (model.scheduler); choose one of: {', '.join(SCHEDULERS)}"
         )
     total = max(1, total_steps)
@@ -74,7 +76,7 @@ def ema_model(net: nn.Module, decay: float) -> AveragedModel:
     """An exponential moving average of ``net``'s weights and buffers (BatchNorm statistics too),
     frozen (no gradients); call ``update_parameters(net)`` after each optimiser step."""
     if not 0 < decay < 1:
-        raise ValueError(f"model.ema_decay is {decay}: give a value in (0, 1), e.g. 0.995, or null for none")
+        raise OptionError(f"model.ema_decay is {decay}: give a value in (0, 1), e.g. 0.995, or null for none")
     ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
     ema.requires_grad_(False)
     return ema

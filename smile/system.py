@@ -23,7 +23,7 @@ from smile.metrics import (
     auroc_values,
     confusion_counts,
 )
-from smile.models import build_network
+from smile.models import NetworkName, build_network
 from smile.recipe import (
     build_optimizer,
     build_scheduler,
@@ -39,8 +39,10 @@ class AttributeClassifier(pl.LightningModule):
 
     Args:
         attributes: the attribute names, in head order (set from ``data.attributes`` by the CLI).
-        net: the network's name in :data:`smile.models.NETWORKS`.
-        net_kwargs: extra arguments of the network.
+        net: the network: ``original`` (the notebook's CNN), ``original_bn`` (with batch normalisation)
+            or ``resnet`` (a small ResNet).
+        net_kwargs: extra arguments of the network (``original``, ``original_bn``: dropout; ``resnet``: widths,
+            blocks, dropout, head, head_channels, grid).
         lr: the (peak) learning rate.
         weight_decay: Adam's L2 penalty on all parameters; AdamW's/SGD's decay on weights only.
         optimizer: ``adam`` (the original), ``adamw`` or ``sgd``.
@@ -58,7 +60,7 @@ class AttributeClassifier(pl.LightningModule):
     def __init__(
         self,
         attributes: Sequence[str] = ("Smiling",),
-        net: str = "original",
+        net: NetworkName = "original",
         net_kwargs: dict[str, Any] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -85,6 +87,8 @@ class AttributeClassifier(pl.LightningModule):
         self.test_stats = attribute_stat_scores(len(self.attributes))
         self.val_auroc = attribute_auroc(len(self.attributes))
         self.test_auroc = attribute_auroc(len(self.attributes))
+        #: The last test's probabilities and labels per batch, in loader order (the report reuses them).
+        self.test_outputs: list[tuple[Tensor, Tensor]] = []
 
     def configure_model(self) -> None:
         """``model.channels_last`` and ``model.compile``: applied before the model moves to its device."""
@@ -117,6 +121,8 @@ class AttributeClassifier(pl.LightningModule):
         smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
         loss = self.loss_fn(logits, smooth_targets(targets, smoothing))
         probs, labels = logits.detach().sigmoid(), targets.int()
+        if stage == "test":
+            self.test_outputs.append((probs.float().cpu(), labels.cpu()))
         if len(self.attributes) == 1:  # binary metrics take (batch,) tensors
             probs, labels = probs[:, 0], labels[:, 0]
         self._stats(stage).update(probs, labels)
@@ -159,6 +165,9 @@ class AttributeClassifier(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_outputs = []
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")

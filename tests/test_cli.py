@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from cli_flags import FAST
 
 from smile.cli import main
@@ -56,6 +59,29 @@ def test_test_in_a_fresh_process_finds_best_ckpt(trained: Path) -> None:
     assert "test/acc" in result.stdout and "test/Smiling/acc" in result.stdout
     assert (trained / "lightning_logs" / "version_0" / "config-test.yaml").is_file()
     assert not (trained / "lightning_logs" / "version_1").exists(), "test logs into the checkpoint's run"
+    for fragment in ("No seed found", "args parameter is intended", "litlogger", "LeafSpec", "Traceback"):
+        assert fragment not in result.stdout + result.stderr, fragment
+    # the report is the test's own predictions: the same accuracy as the test printed
+    logged = float(re.search(r"test/acc\s*│?\s*([0-9.]+)", result.stdout).group(1))
+    reports = sorted((trained / "lightning_logs" / "version_0").glob("report*/metrics.json"))
+    summary = json.loads(reports[-1].read_text())["summary"]
+    assert summary["num_images"] == 20 and abs(summary["mean_acc"] - logged) < 1e-4
+
+
+def test_a_limited_test_reports_the_images_it_covered(trained: Path, capsys: pytest.CaptureFixture) -> None:
+    os.chdir(trained)
+    run = trained / "lightning_logs" / "version_0"
+    before = set(run.glob("report*"))
+    args = ["test", "--ckpt_path", "best", "--trainer.limit_test_batches", "2", "--data.batch_size", "8"]
+    assert main([*args, "--trainer.enable_progress_bar", "false", "--data.num_workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "The report covers the 16 test images the test covered, not all 20" in err
+    assert "Thresholds not tuned: the validation split (20 images) holds fewer than 20" in err
+    (report,) = set(run.glob("report*")) - before  # a new folder: the earlier report is kept
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert (
+        metrics["summary"]["num_images"] == 16 and "limit_test_batches=2" in metrics["source"]["test_images"]
+    )
 
 
 def test_predict_writes_probabilities_csv(trained: Path) -> None:
@@ -66,6 +92,10 @@ def test_predict_writes_probabilities_csv(trained: Path) -> None:
     assert len(rows) == 20
     assert rows[0]["image"].endswith("000181.jpg")
     assert all(0.0 <= float(row["Smiling"]) <= 1.0 for row in rows)
+    # a second predict keeps the first file
+    assert main(["predict", "--ckpt_path", "last", "--trainer.enable_progress_bar", "false"]) == 0
+    with open(trained / "lightning_logs" / "version_0" / "predictions-2.csv") as handle:
+        assert list(csv.DictReader(handle)) == rows
 
 
 def test_attribute_mismatch_with_checkpoint_is_an_error(trained: Path, capsys: pytest.CaptureFixture) -> None:
@@ -91,6 +121,11 @@ def test_resume_from_last_continues_the_same_run(synthetic_root: Path, tmp_path:
     assert main(["fit", "--ckpt_path", "last", "--trainer.max_epochs", "2", *FAST]) == 0
     runs = sorted(p.name for p in (tmp_path / "lightning_logs").iterdir())
     assert runs == ["version_0"]
+    configs = [
+        yaml.safe_load((tmp_path / "lightning_logs/version_0" / name).read_text())
+        for name in ("config.yaml", "config-resume.yaml")
+    ]  # the first run's record is kept
+    assert configs[0]["trainer"]["max_epochs"] == 1 and configs[1]["trainer"]["max_epochs"] == 2
     checkpoint = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
     assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 6
 

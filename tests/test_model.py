@@ -24,8 +24,15 @@ def test_network_returns_one_logit_per_attribute(outputs: int) -> None:
 
 
 def test_unknown_network_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="Unknown network 'resnet9000'.*original"):
+    with pytest.raises(ValueError, match="model.net 'resnet9000' is not a network; choose one of: original"):
         build_network("resnet9000", 1)
+
+
+def test_unknown_network_argument_names_the_accepted_ones() -> None:
+    with pytest.raises(
+        ValueError, match="resnet takes no 'blokcs'; it accepts: widths, blocks, dropout, head"
+    ):
+        build_network("resnet", 1, blokcs=1)
 
 
 def test_system_predicts_probabilities_and_uses_bce_with_logits() -> None:

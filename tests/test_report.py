@@ -118,8 +118,28 @@ def val_set() -> Predictions:
     return Predictions(ATTRIBUTES, VAL_PROBS, VAL_LABELS, split="val")
 
 
+def test_thresholds_are_tuned_only_with_enough_validation_images_of_each_class(
+    test_set: Predictions, val_set: Predictions
+) -> None:
+    # val: Smiling and Eyeglasses have 3 positives and 3 negatives, Bald 1 positive and 5 negatives
+    report = compute_metrics(test_set, val_set, min_tune_count=2)
+    rows = report["per_attribute"]
+    assert rows["Smiling"]["tuned"]["tuned"] and rows["Eyeglasses"]["tuned"]["tuned"]
+    bald = rows["Bald"]["tuned"]
+    assert not bald["tuned"] and bald["threshold"] == 0.5 and bald["val_positives"] == 1
+    assert close(bald["acc"], rows["Bald"]["acc"])
+    assert report["untuned_attributes"] == ["Bald"] and report["val_split_images"] == 6
+    assert "Bald keep 0.5 (fewer than 2 validation images of one class)" in markdown(report)
+    assert "tuned thr. (val 6)" in markdown(report)
+    # too few of a class for every attribute: no tuned figures at all, and the report says why
+    report = compute_metrics(test_set, val_set, min_tune_count=4)
+    assert report["threshold_criterion"] is None and "mean_acc_tuned" not in report["summary"]
+    assert all("tuned" not in row for row in report["per_attribute"].values())
+    assert "Thresholds not tuned: the validation split (6 images) holds fewer than 4" in markdown(report)
+
+
 def test_metrics_match_an_independent_computation(test_set: Predictions, val_set: Predictions) -> None:
-    report = compute_metrics(test_set, val_set, min_group_count=2)
+    report = compute_metrics(test_set, val_set, min_group_count=2, min_tune_count=1)
     for k, name in enumerate(ATTRIBUTES):
         p, y = TEST_PROBS[:, k], TEST_LABELS[:, k]
         row = report["per_attribute"][name]

@@ -345,16 +345,23 @@ def _root_from_config(path: str) -> str | None:
     return (config.get("data") or {}).get("root")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m smile check-data",
+        prog="smile check-data",
         description="Check a CelebA copy completely: every annotation row and every image, all problems "
         "in one report. Exit status 0: nothing to fix; 1: problems; 2: no dataset there.",
     )
-    parser.add_argument("--data.root", dest="root", help="the folder holding CelebA (default: data/celeba)")
+    parser.add_argument(
+        "--data.root", "--root", dest="root", help="the folder holding CelebA (default: data/celeba)"
+    )
     parser.add_argument("--config", help="take data.root from this config file (e.g. configs/smile.yaml)")
     parser.add_argument("--examples", type=int, default=3, help="examples shown per kind of problem")
     parser.add_argument("--workers", type=int, default=None, help="threads decoding images")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     root = args.root or (args.config and _root_from_config(args.config)) or "data/celeba"
     report = scan(root, examples=args.examples, workers=args.workers)

@@ -17,7 +17,14 @@ from smile.data.augment import BatchAugment
 from smile.data.batch_transforms import transform_cached_batch
 from smile.data.cache import cache_geometry, cached_loader, open_cache, resolve_cache_dir, splits_for
 from smile.data.dataset import ImageAttributes
-from smile.data.layouts import CelebALayout, detect_layout, read_attributes, read_partition, split_files
+from smile.data.layouts import (
+    SPLITS,
+    CelebALayout,
+    detect_layout,
+    read_attributes,
+    read_partition,
+    split_files,
+)
 from smile.data.sampling import (
     EpochSampler,
     Position,
@@ -67,7 +74,7 @@ class CelebADataModule(pl.LightningDataModule):
             split: faces are found, aligned to CelebA's framing, and each gets a CSV row
             (:mod:`smile.photos`). The CelebA files under ``root`` are then not needed.
         aligned: the ``predict_path`` images are already aligned CelebA-style crops: skip detection.
-        detector: face detector for ``predict_path`` (``auto``, ``mtcnn``, ``yunet``, ``haar``).
+        detector: face detector for ``predict_path`` (``auto``: the first whose package is installed).
         min_face: with ``predict_path``, ignore faces narrower than this many pixels of the photo.
         no_face: with ``predict_path``, what a photo without a detected face gets: ``whole`` (default),
             the whole image is taken as a tight face crop and predicted on (CSV status ``whole_image``);
@@ -95,7 +102,7 @@ class CelebADataModule(pl.LightningDataModule):
         cache_decoder: Literal["pil", "pil-exact", "torchvision"] = "pil",
         predict_path: str | None = None,
         aligned: bool = False,
-        detector: str = "auto",
+        detector: Literal["auto", "mtcnn", "yunet", "haar"] = "auto",
         min_face: int = 40,
         no_face: Literal["whole", "skip"] = "whole",
         annotate_dir: str | None = None,
@@ -144,7 +151,8 @@ class CelebADataModule(pl.LightningDataModule):
         if self.hparams.cache:
             self.setup()
             for split in splits_for(self.trainer):
-                self.split_cache(split)
+                if split in self.datasets:  # a missing one is reported by setup(stage)
+                    self.split_cache(split)
 
     def _predicting_photos(self, stage: str | None = None) -> bool:
         """Whether this is a predict run on ``predict_path`` (which needs nothing under ``root``)."""
@@ -167,8 +175,20 @@ class CelebADataModule(pl.LightningDataModule):
                     annotate_dir=self.hparams.annotate_dir,
                 )
             return
-        if self.datasets:
-            return
+        if self.layout is None:
+            self._load_splits()
+        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        stage = getattr(stage, "value", stage)
+        for split in needed.get(stage, ()):
+            if split not in self.datasets:
+                raise DataError(
+                    f"The {split} split of {self.layout.partition} is empty, and {stage} needs it: that "
+                    f"file marks no image {SPLITS[split]} ({split})"
+                )
+
+    def _load_splits(self) -> None:
+        """Read the annotations and build a dataset for each split that has images (a split may be empty:
+        a test-only folder serves test and predict; each command checks the splits it needs)."""
         self.layout = detect_layout(self.root)
         table = self.table = read_attributes(self.layout.attributes)
         splits = split_files(table, read_partition(self.layout.partition), self.layout.partition)
@@ -181,9 +201,7 @@ class CelebADataModule(pl.LightningDataModule):
         for split, rows in splits.items():
             rows = rows[: subsets[split]] if subsets[split] else rows
             if len(rows) == 0:
-                raise DataError(
-                    f"The {split} split of {self.layout.partition} is empty: no images to {split} on"
-                )
+                continue
             files = [table.files[i] for i in rows]
             self.split_rows[split] = rows
             transform = (

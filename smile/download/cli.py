@@ -34,12 +34,17 @@ it is complete and verified. The optional packages come with: pip install "smile
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m smile download",
+        prog="smile download",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--root", type=Path, default=Path("data/celeba"), help="where CelebA goes (default: %(default)s)"
+        "--data.root",
+        "--root",
+        dest="root",
+        type=Path,
+        default=Path("data/celeba"),
+        help="where CelebA goes, the data.root of the other commands (default: %(default)s)",
     )
     parser.add_argument("--source", choices=("auto", *SOURCES), default="auto", help="default: %(default)s")
     parser.add_argument(
@@ -49,23 +54,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="resumes after a dropped connection, per file (default: %(default)s)",
     )
     parser.add_argument(
+        "--keep_archives",
         "--keep-archives",
         action="store_true",
         help="keep the zip / parquet files after they are unpacked (default: delete them)",
     )
     parser.add_argument(
+        "--gdrive_url",
         "--gdrive-url",
         default=None,
         help="Google Drive download endpoint (default: $SMILE_GDRIVE_URL or https://drive.google.com/uc)",
     )
-    parser.add_argument("--hf-repo", default=None, help="Hugging Face dataset (default: flwrlabs/celeba)")
     parser.add_argument(
-        "--hf-revision", default=None, help="branch, tag or commit of --hf-repo (default: main)"
+        "--hf_repo", "--hf-repo", default=None, help="Hugging Face dataset (default: flwrlabs/celeba)"
     )
     parser.add_argument(
-        "--hf-endpoint", default=None, help="Hugging Face Hub address (default: $HF_ENDPOINT or the Hub)"
+        "--hf_revision",
+        "--hf-revision",
+        default=None,
+        help="branch, tag or commit of --hf-repo (default: main)",
     )
     parser.add_argument(
+        "--hf_endpoint",
+        "--hf-endpoint",
+        default=None,
+        help="Hugging Face Hub address (default: $HF_ENDPOINT or the Hub)",
+    )
+    parser.add_argument(
+        "--image_format",
         "--image-format",
         choices=("keep", "jpg"),
         default="keep",

@@ -22,6 +22,8 @@ DEFAULT_GROUPS = ("Male", "Young")
 MAX_DEFAULT_PLOTS = 5
 #: ROC curves stored in metrics.json are thinned to about this many points.
 ROC_POINTS = 200
+#: Validation images of each class an attribute needs before its threshold is tuned.
+MIN_TUNE_COUNT = 20
 
 
 @dataclass
@@ -78,6 +80,7 @@ def compute_metrics(
     bins: int = 15,
     criterion: str = "acc",
     min_group_count: int = 20,
+    min_tune_count: int = MIN_TUNE_COUNT,
     roc_attributes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every figure of the report, as a JSON-ready dict (NaN where a figure is undefined).
@@ -85,7 +88,9 @@ def compute_metrics(
     Per attribute, at ``threshold``: counts, accuracy, the majority-class baseline (the accuracy of
     always answering the split's more common label), balanced accuracy, precision, TPR, FPR, F1,
     AUROC, ECE and the reliability bins. With ``val``: the threshold that maximises ``criterion`` on
-    val, and the test figures at that threshold. Fairness: accuracy, TPR and FPR within the groups of
+    val, and the test figures at that threshold, for each attribute with at least ``min_tune_count``
+    validation images of each class (a threshold tuned on a handful of images fits their noise; the
+    others keep ``threshold``, marked untuned; with none tuned, the report has no tuned figures). Fairness: accuracy, TPR and FPR within the groups of
     each of ``test.groups``, with the gap between the groups; gaps whose groups hold fewer than
     ``min_group_count`` images behind the metric (images, positives or negatives) are kept but not
     ranked among the largest.
@@ -119,11 +124,18 @@ def compute_metrics(
         }
         if val is not None:
             val_probs, val_labels = val.column(attribute)
-            chosen, val_score = m.best_threshold(val_probs, val_labels, criterion)
+            positives = int(np.sum(val_labels))
+            enough = min(positives, len(val_labels) - positives) >= min_tune_count
+            chosen, val_score = (
+                m.best_threshold(val_probs, val_labels, criterion) if enough else (threshold, m.NAN)
+            )
             tuned = m.confusion(probs, labels, chosen).rates()
             row["tuned"] = {
+                "tuned": enough,
                 "threshold": chosen,
                 f"val_{criterion}": val_score,
+                "val_positives": positives,
+                "val_negatives": len(val_labels) - positives,
                 "acc": tuned["acc"],
                 "balanced_acc": tuned["balanced_acc"],
                 "f1": tuned["f1"],
@@ -137,6 +149,15 @@ def compute_metrics(
                 "threshold": thresholds[index].tolist(),
             }
         per_attribute[attribute] = row
+
+    untuned = [name for name, row in per_attribute.items() if "tuned" in row and not row["tuned"]["tuned"]]
+    if val is not None and len(untuned) == len(per_attribute):  # nothing tuned: no "tuned" figures at all
+        for row in per_attribute.values():
+            del row["tuned"]
+        tuning_val = val
+        val = None
+    else:
+        tuning_val = val
 
     def mean_of(key: str, source: Callable[[dict], float] | None = None) -> float:
         values = [source(row) if source else row[key] for row in per_attribute.values()]
@@ -180,7 +201,9 @@ def compute_metrics(
         "split": test.split,
         "threshold": threshold,
         "threshold_criterion": criterion if val is not None else None,
-        "val_split_images": len(val.probs) if val is not None else None,
+        "val_split_images": len(tuning_val.probs) if tuning_val is not None else None,
+        "min_tune_count": min_tune_count,
+        "untuned_attributes": untuned if tuning_val is not None else [],
         "ece_bins": bins,
         "min_group_count": min_group_count,
         "attributes": list(test.attributes),
@@ -243,6 +266,30 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str | No
     return lines
 
 
+def tuning_note(report: dict[str, Any]) -> str:
+    """One sentence on the thresholds tuned on the validation split, or why there are none."""
+    images, least, untuned = (
+        report["val_split_images"],
+        report["min_tune_count"],
+        report["untuned_attributes"],
+    )
+    if report["threshold_criterion"] is None:
+        return (
+            f"Thresholds not tuned: the validation split ({images} images) holds fewer than {least} images "
+            f"of each class for every attribute, so all figures are at {report['threshold']:g}."
+        )
+    note = (
+        f"Tuned thresholds maximise {report['threshold_criterion']} on the validation split ({images} "
+        f"images) and are then applied to {report['split']} unchanged"
+    )
+    if untuned:
+        note += (
+            f"; {', '.join(untuned)} keep {report['threshold']:g} (fewer than {least} validation images of "
+            "one class)"
+        )
+    return note + "."
+
+
 def markdown(report: dict[str, Any]) -> str:
     """``report.md``: the summary, the per-attribute table sorted by accuracy, fairness, the figures."""
     s = report["summary"]
@@ -284,7 +331,7 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     header = ["attribute", "acc", "majority", "bal. acc", "F1", "AUROC", "ECE", "TPR", "FPR", "positives"]
     if tuned:
-        header += ["tuned thr.", "acc @ tuned", "bal. acc @ tuned"]
+        header += [f"tuned thr. (val {report['val_split_images']})", "acc @ tuned", "bal. acc @ tuned"]
     order = sorted(per, key=lambda name: (-np.nan_to_num(per[name]["acc"], nan=-1.0), name))
     rows = []
     for name in order:
@@ -302,7 +349,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"{r['positives']} ({r['prevalence']:.1%})" if r["n"] else "0",
         ]
         if tuned:
-            row += [_f(r["tuned"]["threshold"], 3), _f(r["tuned"]["acc"]), _f(r["tuned"]["balanced_acc"])]
+            shown = _f(r["tuned"]["threshold"], 3) if r["tuned"]["tuned"] else "not tuned"
+            row += [shown, _f(r["tuned"]["acc"]), _f(r["tuned"]["balanced_acc"])]
         rows.append(row)
     lines += _table(header, rows) + [""]
     lines += [
@@ -311,12 +359,7 @@ def markdown(report: dict[str, Any]) -> str:
         "calibration error of the predicted probability (see the reliability diagrams).",
         "",
     ]
-    if tuned:
-        lines += [
-            f"Tuned thresholds maximise {report['threshold_criterion']} on the validation split "
-            f"({report['val_split_images']} images) and are then applied to {report['split']} unchanged.",
-            "",
-        ]
+    lines += [tuning_note(report), ""] if report.get("val_split_images") is not None else []
 
     fairness = report["fairness"]
     if fairness:
@@ -503,7 +546,7 @@ def write_report(
         emit(attribute, f"confusion_{slug}", plots.confusion_matrix(counts, attribute, threshold, test.split))
         fpr, tpr, _ = m.roc_curve(probs, labels)
         points = [(f"threshold {threshold:g}", r["fpr"], r["tpr"])]
-        if "tuned" in r:
+        if r.get("tuned", {}).get("tuned"):
             tuned = m.confusion(probs, labels, r["tuned"]["threshold"]).rates()
             points.append((f"val-tuned threshold {r['tuned']['threshold']:.3f}", tuned["fpr"], tuned["tpr"]))
         emit(attribute, f"roc_{slug}", plots.roc(fpr, tpr, r["auroc"], attribute, test.split, points))

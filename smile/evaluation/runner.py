@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from pytorch_lightning.utilities import move_data_to_device
+from tqdm import tqdm
 
 from smile.checkpoints import load_checkpoint, resolve_checkpoint, run_folder
 from smile.data.attributes import resolve_attributes
@@ -21,7 +22,8 @@ from smile.data.dataset import load_rgb
 from smile.errors import CheckpointError, SmileError
 from smile.evaluation.curves import read_curves
 from smile.evaluation.metrics import CRITERIA
-from smile.evaluation.report import DEFAULT_GROUPS, Predictions, write_report
+from smile.evaluation.report import DEFAULT_GROUPS, MIN_TUNE_COUNT, Predictions, tuning_note, write_report
+from smile.io import fresh_path
 
 REPORT_DIR = "report"
 
@@ -39,27 +41,43 @@ def predict_split(
     probs, labels = [], []
     try:
         with torch.inference_mode():
-            for index, batch in enumerate(loader):
+            batches = tqdm(loader, desc=f"Predicting {split} for the report", leave=False, disable=None)
+            for index, batch in enumerate(batches):
                 # the datamodule's device-side step (cached uint8 batches are cropped there)
                 inputs = datamodule.on_after_batch_transfer(move_data_to_device(batch, device), 0)
                 probs.append(model.predict_step(inputs, index).float().cpu())
                 labels.append(batch[1].cpu())
     finally:
         model.train(was_training)
-    prob_array = torch.cat(probs).numpy() if probs else np.zeros((0, len(model.attributes)))
+    return split_predictions(model, datamodule, split, probs, labels, groups)
+
+
+def split_predictions(
+    model: torch.nn.Module,
+    datamodule: Any,
+    split: str,
+    probs: Sequence[torch.Tensor],
+    labels: Sequence[torch.Tensor],
+    groups: Sequence[str] = (),
+) -> Predictions:
+    """:class:`Predictions` from per-batch probabilities and labels of the first images of ``split`` in
+    loader order (all of them, or as many as a limited test covered), checked against the table."""
+    prob_array = torch.cat(list(probs)).numpy() if probs else np.zeros((0, len(model.attributes)))
     label_array = (
-        torch.cat(labels).numpy().astype(np.int64) if labels else np.zeros_like(prob_array, np.int64)
+        torch.cat(list(labels)).numpy().astype(np.int64) if labels else np.zeros_like(prob_array, np.int64)
     )
     files, table_labels = datamodule.split_annotations(split, model.attributes)
-    if len(files) != len(label_array) or not np.array_equal(table_labels, label_array):
+    count = len(label_array)
+    if count > len(files) or not np.array_equal(table_labels[:count], label_array):
         raise RuntimeError(
-            f"The {split} loader's labels do not match the annotation table's rows ({len(label_array)} "
+            f"The {split} loader's labels do not match the annotation table's rows ({count} "
             f"batched images, {len(files)} rows): the loader must keep the split's order"
         )
+    files = files[:count]
     group_labels = {}
     if groups:
         _, columns = datamodule.split_annotations(split, list(groups))
-        group_labels = {name: columns[:, k] for k, name in enumerate(groups)}
+        group_labels = {name: columns[:count, k] for k, name in enumerate(groups)}
     return Predictions(
         list(model.attributes), prob_array, label_array, [str(f) for f in files], group_labels, split
     )
@@ -100,11 +118,14 @@ def make_report(
     bins: int = 15,
     errors: int = 16,
     min_group_count: int = 20,
+    min_tune_count: int = MIN_TUNE_COUNT,
     tensorboard: bool = True,
     step: int = 0,
     source: dict[str, Any] | None = None,
+    test_predictions: Predictions | None = None,
 ) -> dict[str, Any]:
-    """Predict the test split (and val, for tuned thresholds) and write the report folder ``out``.
+    """Predict the test split (unless ``test_predictions`` holds a test's own) and val, for tuned
+    thresholds, when the data has one; write the report folder ``out``.
 
     ``attributes``: report these of the model's attributes only (default: all of them). The training
     curves come from ``run_dir``'s TensorBoard files, where the figures are also logged as images
@@ -126,8 +147,9 @@ def make_report(
         outside = [name for name in plot_attributes if name not in chosen]
         if outside:
             raise SmileError(f"--plot_attributes {outside} are not among the reported attributes {chosen}")
-    test = predict_split(model, datamodule, "test", groups).select(chosen)
-    val = predict_split(model, datamodule, "val").select(chosen) if tune_thresholds else None
+    test = (test_predictions or predict_split(model, datamodule, "test", groups)).select(chosen)
+    has_val = "val" in getattr(datamodule, "datasets", {"val": None})
+    val = predict_split(model, datamodule, "val").select(chosen) if tune_thresholds and has_val else None
     curves = read_curves(run_dir) if run_dir is not None else {}
     logger = _ImageLogger(Path(run_dir or out), step) if tensorboard else None
     info = {
@@ -149,6 +171,7 @@ def make_report(
             bins=bins,
             criterion=criterion,
             min_group_count=min_group_count,
+            min_tune_count=min_tune_count,
         )
     finally:
         if logger is not None:
@@ -160,6 +183,10 @@ def make_report(
         f"{test.split} images",
         file=sys.stderr,
     )
+    if report["val_split_images"] is not None:
+        print(tuning_note(report), file=sys.stderr)
+    elif tune_thresholds:
+        print("Thresholds not tuned: the data has no validation split.", file=sys.stderr)
     return report
 
 
@@ -195,19 +222,36 @@ def report_after_test(trainer: Any, model: torch.nn.Module, datamodule: Any) -> 
     run_dir = Path(log_dir or ".")
     path = Path(trainer.ckpt_path) if trainer.ckpt_path else None
     checkpoint = load_checkpoint(path) if path is not None and path.is_file() else None
+    outputs = getattr(model, "test_outputs", [])
+    test = split_predictions(
+        model, datamodule, "test", [p for p, _ in outputs], [y for _, y in outputs], DEFAULT_GROUPS
+    )
+    source = _checkpoint_source(path, checkpoint, datamodule)
+    total = len(datamodule.split_rows["test"])
+    if len(test.probs) < total:
+        source["test_images"] = (
+            f"the first {len(test.probs)} of {total}, as tested (trainer.limit_test_batches="
+            f"{trainer.limit_test_batches})"
+        )
+        print(
+            f"The report covers the {len(test.probs)} test images the test covered, not all {total} "
+            f"(trainer.limit_test_batches={trainer.limit_test_batches}); smile report covers them all.",
+            file=sys.stderr,
+        )
     return make_report(
         model,
         datamodule,
-        run_dir / REPORT_DIR,
+        fresh_path(run_dir / REPORT_DIR),
         run_dir=run_dir,
         step=int(checkpoint.get("global_step", 0)) if checkpoint else trainer.global_step,
-        source=_checkpoint_source(path, checkpoint, datamodule),
+        source=source,
+        test_predictions=test,
     )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m smile report",
+        prog="smile report",
         description=(
             "Write the evaluation report of a checkpoint (metrics.json, report.md and PNG figures) into "
             "its run folder's report/ directory, using the checkpoint's own data settings."
@@ -235,7 +279,9 @@ def _parser() -> argparse.ArgumentParser:
         "if reported, else the first)",
     )
     parser.add_argument("--out", help="the report folder (default: <run folder>/report)")
-    parser.add_argument("--root", help="the data root, when the data moved since training (data.root)")
+    parser.add_argument(
+        "--data.root", "--root", dest="root", help="the data root, when the data moved since training"
+    )
     parser.add_argument(
         "--batch_size", "--batch-size", type=int, help="images per batch (default: the run's)"
     )
@@ -264,6 +310,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=20,
         help="a fairness gap is ranked only when each group has this many images behind it (default 20)",
+    )
+    parser.add_argument(
+        "--min_tune_count",
+        "--min-tune-count",
+        type=int,
+        default=MIN_TUNE_COUNT,
+        help="tune an attribute's threshold only with this many val images of each class (default "
+        f"{MIN_TUNE_COUNT}; fewer: it keeps --threshold)",
     )
     parser.add_argument(
         "--tensorboard",
@@ -313,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     out = (
         Path(args.out)
         if args.out
-        else (run.path / REPORT_DIR if run else path.parent / f"{path.stem}-report")
+        else fresh_path(run.path / REPORT_DIR if run else path.parent / f"{path.stem}-report")
     )
     make_report(
         model,
@@ -329,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         bins=args.bins,
         errors=args.errors,
         min_group_count=args.min_group_count,
+        min_tune_count=args.min_tune_count,
         tensorboard=args.tensorboard,
         step=int(checkpoint.get("global_step", 0)),
         source=_checkpoint_source(path, checkpoint, datamodule),

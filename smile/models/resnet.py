@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from smile.errors import OptionError
 from smile.models.layers import Dropout
 
 
@@ -104,7 +105,7 @@ class SmallResNet(nn.Module):
         super().__init__()
         blocks = [blocks] * len(widths) if isinstance(blocks, int) else list(blocks)
         if len(blocks) != len(widths):
-            raise ValueError(f"blocks has {len(blocks)} entries but widths has {len(widths)}")
+            raise OptionError(f"blocks has {len(blocks)} entries but widths has {len(widths)}")
         layers: list[nn.Module] = [conv_bn(3, widths[0]), nn.MaxPool2d(2)]
         cin = widths[0]
         for i, (width, count) in enumerate(zip(widths, blocks)):
@@ -116,7 +117,7 @@ class SmallResNet(nn.Module):
             features = cin
         elif head == "spatial":
             if grid < 1:
-                raise ValueError(f"model.net_kwargs.grid is {grid}: give a positive number of cells")
+                raise OptionError(f"model.net_kwargs.grid is {grid}: give a positive number of cells")
             layers += [
                 nn.Conv2d(cin, head_channels, 1, bias=False),
                 nn.BatchNorm2d(head_channels),
@@ -127,7 +128,7 @@ class SmallResNet(nn.Module):
             ]
             features = head_channels * grid * grid
         else:
-            raise ValueError(f"Unknown head {head!r} (model.net_kwargs.head); choose pool or spatial")
+            raise OptionError(f"Unknown head {head!r} ; choose pool or spatial (model.net_kwargs.head)")
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(features, num_outputs)
         for module in self.modules():

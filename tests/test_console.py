@@ -1,0 +1,182 @@
+"""A user's first hour: commands found, mistakes answered in one line, a console without noise."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+import pytest
+import torch
+from cli_flags import FAST
+
+from smile.cli import COMMANDS, main
+from smile.data.datamodule import CelebADataModule
+from smile.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+#: What the console must not show: (what it is, a fragment of it).
+NOISE = [
+    ("LightningCLI's args warning", "args parameter is intended"),
+    ("litlogger advertisement", "litlogger"),
+    ("torch pytree deprecation", "LeafSpec"),
+    ("ambiguous best checkpoint", "multiple `ModelCheckpoint`"),
+    ("unseeded evaluation", "No seed found"),
+    ("traceback", "Traceback"),
+]
+
+
+def run_smile(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "smile", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def assert_quiet(result: subprocess.CompletedProcess) -> None:
+    output = result.stdout + result.stderr
+    for name, fragment in NOISE:
+        assert fragment not in output, f"{name}: {fragment!r} in\n{output[-3000:]}"
+
+
+def test_help_lists_every_command_and_typos_suggest_the_nearest(capsys: pytest.CaptureFixture) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: smile <command>")
+    for name, (_, line) in COMMANDS.items():
+        assert re.search(rf"^  {re.escape(name)} +{re.escape(line)}$", out, re.MULTILINE), name
+    assert main(["downlaod"]) == 2
+    assert "unknown command 'downlaod': did you mean 'download'?" in capsys.readouterr().err
+    for name, (module, _) in COMMANDS.items():  # every extra command's usage names smile
+        if module != "lightning":
+            with pytest.raises(SystemExit):
+                main([name, "--help"])
+            assert capsys.readouterr().out.startswith(f"usage: smile {name}")
+
+
+def test_console_script_and_imports_are_declared() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"smile": "smile.cli:main"}
+    declared = {re.split(r"[<>=\[ ]", spec)[0].lower() for spec in project["dependencies"]}
+    distributions = packages_distributions()
+    missing = set()
+    for path in (ROOT / "smile").rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:  # module-level imports: needed by every install
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "smile":
+                    continue
+                if not {d.lower() for d in distributions.get(top, [top])} & declared:
+                    missing.add(f"{top} ({path.relative_to(ROOT)})")
+    assert not missing, f"imported but not in [project.dependencies]: {sorted(missing)}"
+
+
+def test_help_lists_choices_without_markup(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: smile")
+    assert "--model.net {original,original_bn,resnet}" in out
+    assert "--data.detector {auto,mtcnn,yunet,haar}" in out
+    for markup in (":class:`", ":data:`", ":mod:`", ":func:`", "``"):
+        assert markup not in out, markup
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model.net", "bogus"], "expected one of: original, original_bn, resnet; got bogus"),
+        (["--model.optimizr", "adam"], "(did you mean --model.optimizer?)"),
+    ],
+)
+def test_bad_options_are_one_line_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) <= 5
+
+
+def test_unknown_net_kwargs_name_the_accepted_ones(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    os.chdir(tmp_path)
+    args = ["fit", "--model.net", "resnet", "--model.net_kwargs", '{"blokcs": 1}']
+    assert main(args) == 2
+    assert "error: model.net_kwargs: resnet takes no 'blokcs'; it accepts: widths, blocks" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_checkpoint_carrying_code_is_refused_for_safety(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    torch.save({"state_dict": {}, "hyper_parameters": Payload()}, tmp_path / "model.ckpt")
+    for command in (["test", "--ckpt_path"], ["report", "--ckpt_path"], ["export", "--ckpt_path"]):
+        assert main([*command, str(tmp_path / "model.ckpt")]) == 2
+        err = capsys.readouterr().err
+        assert "refused for safety: the file holds Python code or objects (posix.system)" in err
+        assert "weights_only" not in err and "truncated" not in err
+    assert not (tmp_path / "ran").exists()
+
+
+def test_each_command_needs_only_its_splits(synthetic_root: Path, tmp_path: Path) -> None:
+    """A folder whose partition file lists only test images serves test and predict, not fit."""
+    root = tmp_path / "test-only"
+    shutil.copytree(synthetic_root, root)
+    partition = root / "list_eval_partition.txt"
+    partition.write_text("".join(f"{line.split()[0]} 2\n" for line in partition.read_text().splitlines()))
+    data = CelebADataModule(str(root), num_workers=0)
+    data.setup("test")
+    data.setup("predict")
+    assert len(data.datasets["test"]) == 200 and "train" not in data.datasets
+    with pytest.raises(
+        DataError, match=r"The train split of .*list_eval_partition.txt is empty, and fit needs"
+    ):
+        data.setup("fit")
+    with pytest.raises(DataError, match="The val split .* is empty, and validate needs it"):
+        data.setup("validate")
+
+
+def test_demo_and_fast_dev_run_on_a_quiet_console(synthetic_root: Path, tmp_path: Path) -> None:
+    """The demo's config (test_after_fit, then the report) and Lightning's smoke test, in fresh processes."""
+    demo = ["fit", "--config", str(ROOT / "configs" / "demo.yaml"), "--data.root", str(synthetic_root)]
+    result = run_smile([*demo, *FAST, "--trainer.max_epochs", "1"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/acc" in result.stdout and "Wrote the evaluation report" in result.stderr
+    assert_quiet(result)
+    (tmp_path / "smoke").mkdir()
+    result = run_smile([*demo, *FAST, "--trainer.fast_dev_run", "true"], tmp_path / "smoke")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fast_dev_run writes no checkpoint; testing the weights as they are" in result.stderr
+    assert "test/acc" in result.stdout
+    assert_quiet(result)
+
+
+def test_old_option_spellings_are_aliases() -> None:
+    from smile.data.check import build_parser as check_parser
+    from smile.download.cli import build_parser as download_parser
+    from smile.evaluation.runner import _parser as report_parser
+    from smile.export import build_parser as export_parser
+
+    for parser in (check_parser(), download_parser(), report_parser()):
+        assert parser.parse_args(["--data.root", "x"]).root == parser.parse_args(["--root", "x"]).root
+    new = download_parser().parse_args(["--keep_archives", "--image_format", "jpg", "--hf_repo", "a/b"])
+    old = download_parser().parse_args(["--keep-archives", "--image-format", "jpg", "--hf-repo", "a/b"])
+    assert vars(new) == vars(old) and new.keep_archives and new.image_format == "jpg"
+    new = export_parser().parse_args(["--ckpt_path", "c", "--input_dtype", "uint8", "--no_check"])
+    old = export_parser().parse_args(["--ckpt-path", "c", "--input-dtype", "uint8", "--no-check"])
+    assert vars(new) == vars(old) and new.input_dtype == "uint8" and new.no_check
