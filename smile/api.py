@@ -87,7 +87,7 @@ def to_image(
                 "the image is empty (0 bytes): expected the bytes of a JPEG, PNG, WebP or BMP file"
             )
         source: Any = io.BytesIO(bytes(image))
-        name = "the data"
+        name = "the image data"
     elif isinstance(image, (str, Path)):
         source = Path(image)
         if not source.is_file():

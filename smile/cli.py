@@ -35,6 +35,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "check-data": "smile.data.check",
     "report": "smile.evaluation.runner",
     "export": "smile.export",
+    "serve": "smile.serve",
 }
 
 
