@@ -43,39 +43,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threshold", type=float, default=0.5, help="probability from which an attribute is predicted"
     )
-    parser.add_argument(
-        "--max_bytes", type=int, default=defaults.max_bytes, help="largest upload (default: 8 MiB)"
+    limits = (  # option, type, default, help
+        ("--max_bytes", int, defaults.max_bytes, "largest upload (default: 8 MiB)"),
+        ("--max_pixels", int, defaults.max_pixels, "largest image, width x height (default: 36 million)"),
+        ("--workers", int, os.cpu_count() or 1, "threads decoding and detecting (default: one per core)"),
+        ("--max_pending", int, defaults.max_pending, "requests admitted at once; more get 503"),
+        (
+            "--batch_size",
+            int,
+            defaults.batch_size,
+            "most faces per network run across requests (1: no batching)",
+        ),
+        ("--batch_timeout_ms", float, 1000 * defaults.batch_timeout, "how long a batch waits to fill"),
     )
-    parser.add_argument(
-        "--max_pixels",
-        type=int,
-        default=defaults.max_pixels,
-        help="largest image, width x height (default: 36 million)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="threads decoding and detecting (default: one per core)",
-    )
-    parser.add_argument(
-        "--max_pending",
-        type=int,
-        default=defaults.max_pending,
-        help="requests admitted at once; more get 503",
-    )
-    parser.add_argument(
-        "--batch_size",
-        type=int,
-        default=defaults.batch_size,
-        help="most faces per network run across requests (1: no batching)",
-    )
-    parser.add_argument(
-        "--batch_timeout_ms",
-        type=float,
-        default=1000 * defaults.batch_timeout,
-        help="how long a batch waits to fill",
-    )
+    for option, kind, default, text in limits:
+        parser.add_argument(option, type=kind, default=default, help=text)
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     import uvicorn
 
