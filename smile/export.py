@@ -1,17 +1,21 @@
-"""``python -m smile export``: a checkpoint as an ONNX or TorchScript file that runs without this project.
+"""``python -m smile export``: a checkpoint as an ONNX or ``torch.export`` file that runs without this project.
 
-The exported model takes a batch of aligned face images, ``(N, 3, S, S)`` RGB in NCHW layout (``S`` is
-the run's ``data.image_size``, 64 by default), and returns ``(N, K)`` probabilities, one per attribute.
-By default the input is float32 in [0, 1] (what ``torchvision.transforms.ToTensor`` gives);
+The exported model is the network and its output activation only (no LightningModule): it takes a
+batch of aligned face images, ``(N, 3, S, S)`` RGB in NCHW layout (``S`` is the run's
+``data.image_size``, 64 by default), and returns ``(N, K)`` probabilities, one per attribute. By
+default the input is float32 in [0, 1] (what ``torchvision.transforms.ToTensor`` gives);
 ``--input_dtype uint8`` exports a model that takes the raw 0-255 pixels instead. Anything the
-evaluation transform does after ``ToTensor`` (a ``Normalize``, say) is built into the exported graph.
+evaluation transform does after ``ToTensor`` (a ``Normalize``, say) is built into the exported graph,
+and so are the averaged weights (``model.ema_decay``) and flip averaging (``model.tta``) when the run
+used them. Both formats go through ``torch.export``, torch's supported exporter: ONNX by
+``torch.onnx.export(..., dynamo=True)``, ``pt2`` by ``torch.export.save``.
 
 The images must be prepared as in training: the face aligned to CelebA's 178x218 framing
 (``img_align_celeba``; :class:`smile.faces.FaceAligner` for other photos), the central 178x178 crop,
-resized to SxS. The file records this, the attribute names and the checkpoint it came from as JSON
-(:data:`METADATA_KEY`): in the ONNX model's ``metadata_props`` (plus ``attributes`` and
-``preprocessing`` as separate keys), and in the TorchScript archive as the extra file
-``smile.json``::
+resized to SxS; ``smile.load("model.onnx")`` does all of it. The file records this, the attribute
+names and the checkpoint it came from as JSON (:data:`METADATA_KEY`): in the ONNX model's
+``metadata_props`` (plus ``attributes`` and ``preprocessing`` as separate keys), and in the ``.pt2``
+archive as the extra file ``smile.json``::
 
     import json, onnxruntime
     session = onnxruntime.InferenceSession("best.onnx")
@@ -20,11 +24,11 @@ resized to SxS. The file records this, the attribute names and the checkpoint it
 
     import torch
     extra = {"smile.json": ""}
-    model = torch.jit.load("best.torchscript.pt", _extra_files=extra)
+    model = torch.export.load("best.pt2", extra_files=extra).module()
     meta = json.loads(extra["smile.json"])
 
 After writing, the file is loaded back (ONNX through onnxruntime when installed) and checked against the
-checkpoint's own predictions on random images, to 1e-4.
+checkpoint's own predictions (its ``predict_step``) on random images, to 1e-4.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ import importlib.metadata
 import io
 import json
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,15 +51,17 @@ from smile.checkpoints import load_checkpoint, resolve_checkpoint
 from smile.data.transforms import CROP_SIZE, eval_transform
 from smile.errors import SmileError
 from smile.io import atomic_write
+from smile.recipe import flip_averaged
 from smile.system import AttributeClassifier
 
-FORMATS = ("onnx", "torchscript")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+FORMATS = ("onnx", "pt2")
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
 INPUT_DTYPES = ("float32", "uint8")
 METADATA_KEY = "smile"
 EXTRA_FILE = "smile.json"
 INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
 TOLERANCE = 1e-4
+MIN_OPSET = 18  # the torch.export-based ONNX exporter's lowest
 
 
 class ExportError(SmileError):
@@ -64,21 +69,33 @@ class ExportError(SmileError):
 
 
 class ProbabilityModel(nn.Module):
-    """``(N, 3, S, S)`` images -> ``(N, K)`` probabilities: the classifier's ``predict_step`` behind the
-    tensor steps of the evaluation transform, with ``uint8`` input first scaled to [0, 1]."""
+    """``(N, 3, S, S)`` images -> ``(N, K)`` probabilities: the tensor steps of the evaluation transform,
+    the network (its averaged weights with ``ema_decay``; the mean with its mirror image with ``tta``)
+    and the sigmoid, as :meth:`AttributeClassifier.predict_step` computes them, with ``uint8`` input first
+    scaled to [0, 1]."""
 
     def __init__(
-        self, classifier: AttributeClassifier, tensor_steps: Sequence[nn.Module], uint8: bool
+        self, net: nn.Module, tensor_steps: Sequence[nn.Module], uint8: bool, tta: bool = False
     ) -> None:
         super().__init__()
-        self.classifier = classifier
+        self.net = net
         self.tensor_steps = nn.Sequential(*tensor_steps)
         self.uint8 = uint8
+        self.tta = tta
+
+    @classmethod
+    def from_classifier(
+        cls, classifier: AttributeClassifier, tensor_steps: Sequence[nn.Module], uint8: bool
+    ) -> ProbabilityModel:
+        net = classifier.ema.module if classifier.ema is not None else classifier.net
+        return cls(net, tensor_steps, uint8, tta=bool(classifier.hparams.get("tta"))).eval()
 
     def forward(self, images: Tensor) -> Tensor:
         if self.uint8:
             images = images.float() / 255.0
-        return self.classifier.predict_step(self.tensor_steps(images), 0)
+        images = self.tensor_steps(images)
+        logits = flip_averaged(self.net, images) if self.tta else self.net(images)
+        return torch.sigmoid(logits)
 
 
 def split_transform(transform: transforms.Compose) -> tuple[list[Any], list[nn.Module]]:
@@ -113,7 +130,14 @@ def _version(package: str) -> str | None:
 def load_for_export(
     checkpoint_path: str | Path, input_dtype: str = "float32"
 ) -> tuple[ProbabilityModel, dict[str, Any]]:
-    """The checkpoint's model wrapped for export (eval mode, on the CPU) and the metadata to record."""
+    """The checkpoint's network and activation for export (eval mode, on the CPU) and the metadata to record."""
+    _, model, metadata = _load(checkpoint_path, input_dtype)
+    return model, metadata
+
+
+def _load(
+    checkpoint_path: str | Path, input_dtype: str = "float32"
+) -> tuple[AttributeClassifier, ProbabilityModel, dict[str, Any]]:
     if input_dtype not in INPUT_DTYPES:
         raise ExportError(f"input dtype {input_dtype!r}: choose one of {', '.join(INPUT_DTYPES)}")
     path = Path(checkpoint_path)
@@ -124,7 +148,7 @@ def load_for_export(
     size = int(data.get("image_size", 64))
     transform = eval_transform(size)
     before, after = split_transform(transform)
-    model = ProbabilityModel(classifier, after, uint8=input_dtype == "uint8").eval()
+    model = ProbabilityModel.from_classifier(classifier, after, uint8=input_dtype == "uint8")
     value_range = [0, 255] if input_dtype == "uint8" else [0.0, 1.0]
     scaling = (
         "the 0-255 pixel values as they are" if input_dtype == "uint8" else "pixel values divided by 255"
@@ -165,9 +189,9 @@ def load_for_export(
             "global_step": checkpoint.get("global_step"),
         },
         "model": hparams,
-        "producer": {"smile": _version("smile"), "torch": torch.__version__},
+        "producer": {"smile": _version("smile"), "torch": torch.__version__, "exporter": "torch.export"},
     }
-    return model, metadata
+    return classifier, model, metadata
 
 
 def _example(metadata: dict[str, Any], batch: int = 2, seed: int = 0) -> Tensor:
@@ -178,26 +202,35 @@ def _example(metadata: dict[str, Any], batch: int = 2, seed: int = 0) -> Tensor:
     return torch.rand(batch, channels, height, width, generator=generator)
 
 
-def to_onnx(model: nn.Module, metadata: dict[str, Any], opset: int = 17) -> bytes:
-    """The ONNX model, as bytes, with the metadata in its ``metadata_props``."""
+def _exported_program(model: nn.Module, metadata: dict[str, Any]) -> torch.export.ExportedProgram:
+    """``model`` captured by ``torch.export`` with a dynamic batch size."""
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    with torch.no_grad():
+        return torch.export.export(
+            model, (_example(metadata),), dynamic_shapes={"images": {0: batch}}, strict=False
+        )
+
+
+def to_onnx(model: nn.Module, metadata: dict[str, Any], opset: int = MIN_OPSET) -> bytes:
+    """The ONNX model, as bytes, with the metadata in its ``metadata_props``: ``torch.onnx.export`` with
+    ``dynamo=True`` (the ``torch.export``-based exporter)."""
     try:
         import onnx
+        import onnxscript  # noqa: F401  (the exporter writes the graph with it)
     except ImportError as err:
-        raise ExportError("ONNX export needs the onnx package: pip install 'smile[export]'") from err
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated, not gone
-        torch.onnx.export(
-            model,
-            (_example(metadata),),
-            buffer,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
+        raise ExportError(f"ONNX export needs {err.name}: pip install 'smile[export]'") from err
+    if opset < MIN_OPSET:
+        raise ExportError(f"--opset {opset}: torch's ONNX exporter writes opset {MIN_OPSET} or newer")
+    program = torch.onnx.export(
+        _exported_program(model, metadata),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        opset_version=opset,
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+    )
+    proto = program.model_proto
     proto.doc_string = "smile attribute classifier: " + metadata["preprocessing"]
     for key, value in (
         (METADATA_KEY, json.dumps(metadata)),
@@ -210,30 +243,25 @@ def to_onnx(model: nn.Module, metadata: dict[str, Any], opset: int = 17) -> byte
     return proto.SerializeToString()
 
 
-def to_torchscript(model: nn.Module, metadata: dict[str, Any]) -> bytes:
-    """The traced TorchScript archive, as bytes, with the metadata as the extra file ``smile.json``."""
-    from pytorch_lightning.core.module import _jit_is_scripting  # lets tracing look the module over
-
-    with warnings.catch_warnings(), _jit_is_scripting():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, (_example(metadata),), check_trace=False)  # export() checks
-        buffer = io.BytesIO()
-        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(metadata)})
+def to_pt2(model: nn.Module, metadata: dict[str, Any]) -> bytes:
+    """The ``torch.export`` archive, as bytes, with the metadata as the extra file ``smile.json``."""
+    buffer = io.BytesIO()
+    torch.export.save(
+        _exported_program(model, metadata), buffer, extra_files={EXTRA_FILE: json.dumps(metadata)}
+    )
     return buffer.getvalue()
 
 
 def load_exported(path: str | Path) -> Callable[[Tensor], Tensor]:
     """A function images -> probabilities that runs an exported file (``.onnx`` through onnxruntime,
-    else TorchScript)."""
+    else a ``torch.export`` archive)."""
     path = Path(path)
     if path.suffix == ".onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return lambda images: torch.from_numpy(session.run(None, {INPUT_NAME: images.numpy()})[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        module = torch.jit.load(str(path), map_location="cpu")
+    module = torch.export.load(str(path)).module()
 
     def run(images: Tensor) -> Tensor:
         with torch.no_grad():
@@ -256,14 +284,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         return json.loads(props[METADATA_KEY])
     extra = {EXTRA_FILE: ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    torch.export.load(str(path), extra_files=extra)
     return json.loads(extra[EXTRA_FILE])
 
 
-def check_export(path: Path, model: nn.Module, metadata: dict[str, Any]) -> float | None:
-    """Largest difference between the file's and the model's probabilities on 8 random images; raises
+def check_export(path: Path, reference: Callable[[Tensor], Tensor], metadata: dict[str, Any]) -> float | None:
+    """Largest difference between the file's probabilities and ``reference``'s on 8 random images; raises
     :class:`ExportError` above :data:`TOLERANCE`. ``None`` when ONNX cannot be run (no onnxruntime)."""
     if path.suffix == ".onnx":
         try:
@@ -272,7 +298,7 @@ def check_export(path: Path, model: nn.Module, metadata: dict[str, Any]) -> floa
             return None
     images = _example(metadata, batch=8, seed=2)
     with torch.no_grad():
-        expected = model(images)
+        expected = reference(images)
     error = float((run_exported(path, images) - expected).abs().max())
     if not error <= TOLERANCE:
         raise ExportError(f"{path}: the exported model differs from the checkpoint by {error:.2e}")
@@ -284,24 +310,32 @@ def export(
     fmt: str = "onnx",
     out: str | Path | None = None,
     input_dtype: str = "float32",
-    opset: int = 17,
+    opset: int = MIN_OPSET,
     check: bool = True,
 ) -> Path:
     """Export ``checkpoint`` (a file, or ``best``/``last``) to ``out`` (default: beside the checkpoint,
-    ``<name>.onnx`` or ``<name>.torchscript.pt``); returns the path written."""
+    ``<name>.onnx`` or ``<name>.pt2``); returns the path written."""
+    if fmt == "torchscript":
+        raise ExportError(
+            "TorchScript is deprecated in torch; export --format pt2 (torch.export) or onnx instead"
+        )
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
     path = resolve_checkpoint(checkpoint)
-    model, metadata = load_for_export(path, input_dtype)
+    classifier, model, metadata = _load(path, input_dtype)
     target = Path(out) if out is not None else path.with_name(path.stem + SUFFIXES[fmt])
-    if fmt == "onnx" and target.suffix != ".onnx":
-        raise ExportError(f"{target}: an ONNX file's name must end in .onnx")
-    with torch.no_grad():
-        data = to_onnx(model, metadata, opset) if fmt == "onnx" else to_torchscript(model, metadata)
+    if target.suffix != SUFFIXES[fmt]:
+        raise ExportError(f"{target}: a {fmt} file's name must end in {SUFFIXES[fmt]}")
+    data = to_onnx(model, metadata, opset) if fmt == "onnx" else to_pt2(model, metadata)
     with atomic_write(target, "wb") as handle:
         handle.write(data)
     if check:
-        error = check_export(target, model, metadata)
+
+        def reference(images: Tensor) -> Tensor:  # the checkpoint's own predict_step
+            pixels = images.float() / 255.0 if model.uint8 else images
+            return classifier.predict_step(model.tensor_steps(pixels), 0)
+
+        error = check_export(target, reference, metadata)
         note = "not checked (onnxruntime not installed)" if error is None else f"max difference {error:.1e}"
         print(f"Checked {target} against the checkpoint: {note}", file=sys.stderr)
     return target
@@ -310,15 +344,17 @@ def export(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smile export",
-        description="Export a checkpoint as an ONNX or TorchScript model that maps aligned face images "
+        description="Export a checkpoint as an ONNX or torch.export (.pt2) model that maps aligned face images "
         "(N, 3, S, S) to attribute probabilities, with the attribute names and preprocessing in its metadata.",
     )
     parser.add_argument(
         "--ckpt_path", "--ckpt-path", required=True, help="checkpoint file, or best / last (newest run's)"
     )
-    parser.add_argument("--format", choices=FORMATS, default="onnx", help="default: onnx")
     parser.add_argument(
-        "--out", default=None, help="output file (default: beside the checkpoint, .onnx / .torchscript.pt)"
+        "--format", choices=[*FORMATS, "torchscript"], default="onnx", help="onnx (default) or pt2"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output file (default: beside the checkpoint, .onnx / .pt2)"
     )
     parser.add_argument(
         "--input_dtype",
@@ -327,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         help="float32: pixels / 255 in [0, 1] (default); uint8: raw 0-255 pixels",
     )
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    parser.add_argument(
+        "--opset", type=int, default=MIN_OPSET, help=f"ONNX opset (default and lowest: {MIN_OPSET})"
+    )
     parser.add_argument(
         "--no_check",
         "--no-check",

@@ -26,13 +26,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from torch.utils.data import Dataset
 
-from smile.errors import DataError
+from smile.errors import DataError, SmileError
 from smile.faces import ALIGNED_SIZE  # OpenCV is imported only when a face is detected or warped
 from smile.io import atomic_write
 
@@ -42,6 +43,10 @@ PREDICTED = (OK, WHOLE_IMAGE)  # rows that get probabilities
 NO_FACE_CHOICES = ("whole", "skip")
 CSV_COLUMNS = ("image", "face", "box_x", "box_y", "box_w", "box_h", "score", "status")
 _ANNOTATED_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+class ImageTooLarge(SmileError, ValueError):
+    """An image with more pixels than the caller accepts."""
 
 
 @dataclass
@@ -69,12 +74,37 @@ def predict_shorthands(args: list[str]) -> list[str]:
     return ["--data.aligned=true" if arg == "--aligned" else arg for arg in args]
 
 
-def load_photo(path: Path) -> Image.Image:
-    """Open an image file as RGB, turned upright by its EXIF orientation (phone photos)."""
+def load_photo(path: Path | IO[bytes], max_pixels: int | None = None) -> Image.Image:
+    """Open an image file as RGB (:func:`rgb_image`), turned upright by its EXIF orientation (phone
+    photos). With ``max_pixels``, a larger image is refused (:class:`ImageTooLarge`) before it is decoded."""
     with Image.open(path) as image:
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            raise ImageTooLarge(
+                f"the image is {image.width}x{image.height} = {image.width * image.height:,} pixels; "
+                f"at most {max_pixels:,} are accepted"
+            )
         image.load()
         upright = ImageOps.exif_transpose(image)
-        return (upright if upright is not None else image).convert("RGB")
+        return rgb_image(upright if upright is not None else image)
+
+
+def rgb_image(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB: transparency composited over white, 16- and 32-bit greys scaled to 8 bits
+    (``convert("RGB")`` would clip them to white), palettes and CMYK converted."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        top = 65535.0 if image.mode.startswith("I;16") or image.getextrema()[1] > 255 else 255.0
+        grey = np.asarray(image, dtype=np.float64) * (255.0 / top)
+        return Image.fromarray(np.clip(grey + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def celeba_frame(image: Image.Image) -> Image.Image:
+    """An image taken to be an aligned CelebA-style crop, at CelebA's 178x218 (resized if another size)."""
+    return image if image.size == ALIGNED_SIZE else image.resize(ALIGNED_SIZE, Image.Resampling.BICUBIC)
 
 
 def _reason(err: BaseException) -> str:
@@ -217,9 +247,7 @@ class PhotoFaces(Dataset):
                 raise DataError(f"{row.image}: could not be read again ({_reason(err)})") from err
             self._last = (row.image, image)
         if row.transform is None:
-            return (
-                image if image.size == ALIGNED_SIZE else image.resize(ALIGNED_SIZE, Image.Resampling.BICUBIC)
-            )
+            return celeba_frame(image)
         from smile.faces import warp
 
         return warp(image, row.transform, ALIGNED_SIZE)

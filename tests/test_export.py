@@ -1,9 +1,11 @@
-"""``python -m smile export``: ONNX (run with onnxruntime) and TorchScript files reproduce the checkpoint."""
+"""``python -m smile export``: ONNX (run with onnxruntime) and ``torch.export`` (.pt2) files reproduce the
+checkpoint, through torch's supported exporter and without its deprecation warnings."""
 
 from __future__ import annotations
 
 import os
 import stat
+import warnings
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,7 @@ def _requirements(fmt: str) -> None:
         pytest.importorskip("onnxruntime", reason="running the ONNX file needs onnxruntime")
 
 
-@pytest.mark.parametrize(("fmt", "suffix"), [("onnx", ".onnx"), ("torchscript", ".torchscript.pt")])
+@pytest.mark.parametrize(("fmt", "suffix"), [("onnx", ".onnx"), ("pt2", ".pt2")])
 def test_exported_model_matches_the_checkpoint(
     fmt: str,
     suffix: str,
@@ -55,7 +57,12 @@ def test_exported_model_matches_the_checkpoint(
 ) -> None:
     _requirements(fmt)
     out = tmp_path / f"model{suffix}"
-    assert main(["export", "--ckpt_path", str(smiling_checkpoint), "--format", fmt, "--out", str(out)]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # no deprecated exporter, nothing silenced
+        warnings.simplefilter("error", FutureWarning)
+        assert (
+            main(["export", "--ckpt_path", str(smiling_checkpoint), "--format", fmt, "--out", str(out)]) == 0
+        )
     generator = torch.Generator().manual_seed(3)
     run = load_exported(out)
     for images in (
@@ -82,6 +89,7 @@ def test_exported_model_matches_the_checkpoint(
     assert "central 178x178 crop" in metadata["preprocessing"]
     assert metadata["image_transform"][0].startswith("CenterCrop(size=(178, 178))")
     assert metadata["checkpoint"]["file"] == smiling_checkpoint.name
+    assert metadata["producer"]["exporter"] == "torch.export"
 
 
 def test_onnx_metadata_props_and_uint8_input(
@@ -106,14 +114,29 @@ def test_default_output_is_beside_the_checkpoint(smiling_checkpoint: Path, tmp_p
     checkpoint = tmp_path / "runs" / "best.ckpt"
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(smiling_checkpoint.read_bytes())
-    assert main(["export", "--ckpt_path", str(checkpoint), "--format", "torchscript", "--no_check"]) == 0
-    assert (checkpoint.parent / "best.torchscript.pt").is_file()
+    assert main(["export", "--ckpt_path", str(checkpoint), "--format", "pt2", "--no_check"]) == 0
+    assert (checkpoint.parent / "best.pt2").is_file()
     assert not list(checkpoint.parent.glob(".*.tmp")), "written atomically, no temporary left"
     umask = os.umask(0o022)
     os.umask(umask)
-    assert stat.S_IMODE((checkpoint.parent / "best.torchscript.pt").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((checkpoint.parent / "best.pt2").stat().st_mode) == 0o666 & ~umask
 
 
 def test_missing_checkpoint_is_a_short_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["export", "--ckpt_path", str(tmp_path / "nope.ckpt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_torchscript_is_refused_with_the_alternatives(
+    smiling_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["export", "--ckpt_path", str(smiling_checkpoint), "--format", "torchscript"]) == 2
+    assert "--format pt2" in capsys.readouterr().err
+
+
+def test_exported_graph_holds_the_network_and_activation_only(smiling_checkpoint: Path) -> None:
+    from smile.export import load_for_export
+
+    model, _ = load_for_export(smiling_checkpoint)
+    assert {name.split(".")[0] for name, _ in model.named_modules() if name} == {"net", "tensor_steps"}
+    assert not any(isinstance(m, AttributeClassifier) for m in model.modules())
