@@ -264,7 +264,7 @@ def test_checkpoints_that_are_not_ours_or_truncated_are_clear_errors(tmp_path: P
     html.write_text("<!DOCTYPE html><html>Quota exceeded</html>")
     for path, message in [
         (truncated, "not a readable checkpoint (truncated, or not a torch file)"),
-        (code, "not a readable checkpoint"),
+        (code, "refused for safety: the file holds Python code or objects"),
         (foreign, "not a Lightning checkpoint (no state_dict)"),
         (other, "not a smile checkpoint"),
         (html, "not a readable checkpoint"),
