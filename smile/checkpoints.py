@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import re
 import zipfile
 from dataclasses import dataclass
@@ -36,11 +37,36 @@ def resolve_checkpoint(value: str | Path, log_root: str | Path = LOG_ROOT) -> Pa
     return max(candidates, key=lambda candidate: (candidate.stat().st_mtime, str(candidate)))
 
 
-def refused_message(path: str | Path, err: BaseException) -> str:
+def pickle_globals(path: str | Path) -> list[str]:
+    """The ``module.name`` globals a pickle (or a torch zip file's ``data.pkl``) would import, read with
+    :mod:`pickletools` without running anything; tensors' own (``torch.``, ``collections.``) excepted.
+    Empty for a file that is not a pickle (truncated, HTML, ...)."""
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+        found, strings = [], []
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(arg)
+            elif opcode.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # not a pickle, or a damaged one: nothing to report
+        return []
+    return [name for name in found if not name.startswith(("torch.", "collections."))]
+
+
+def refused_message(path: str | Path, err: BaseException, what: str | None = None) -> str:
     """Why a checkpoint that holds more than tensors was not loaded. torch's own message advises loading
     with ``weights_only=False``, which would run whatever the file holds; this one does not."""
     found = re.search(r"(?:unsupported )?GLOBAL ([\w.]+)", str(err))
-    what = f" ({found.group(1)})" if found else ""
+    what = f" ({what or found.group(1)})" if (what or found) else ""
     return (
         f"{path}: refused for safety: the file holds Python code or objects{what}, not only weights, and "
         "loading it could run that code. smile loads weights only; use a checkpoint written by smile, from "
@@ -56,11 +82,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError as err:
         raise CheckpointError(f"{path}: checkpoint not found") from err
     except pickle.UnpicklingError as err:
-        if "Weights only load failed" in str(err):
-            raise CheckpointError(refused_message(path, err)) from None
+        text = str(err)
+        found = pickle_globals(path)
+        if found:
+            raise CheckpointError(refused_message(path, err, found[0])) from None
+        # torch's message for other failures also advises weights_only=False: keep only the reason
+        reason = re.search(r"WeightsUnpickler error: \s*(.+?)\s*(?:\n|$)", text)
         raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated, or not a torch file): {err}"
-        ) from err
+            f"{path}: not a readable checkpoint (truncated, or not a torch file): "
+            f"{reason.group(1) if reason else text.splitlines()[0]}"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated, or not a torch file): {err}"

@@ -228,6 +228,7 @@ def test_a_bad_image_met_in_a_loader_worker_is_a_one_line_error(
     assert "Traceback" not in err and "DataLoader worker" not in err
 
 
+@pytest.mark.slow  # opens all 20,535 images: 11 s of the default suite's 5 minutes
 def test_scan_of_the_real_sample(sample_root: Path) -> None:
     """The whole sample scans clean; the counts come from its own files (line 1 of the attribute file,
     the partition rows and the image folder), never from a number written here."""

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = _app_module()
     defaults = app.ServeSettings()
     parser = argparse.ArgumentParser(
-        prog="python -m smile serve",
+        prog="smile serve",
         description="Serve a checkpoint or exported ONNX file over HTTP: POST /predict with an image, GET / "
         "for a web page, GET /health, GET /openapi.json.",
     )
