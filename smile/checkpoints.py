@@ -62,13 +62,12 @@ def pickle_globals(path: str | Path) -> list[str]:
     return [name for name in found if not name.startswith(("torch.", "collections."))]
 
 
-def refused_message(path: str | Path, err: BaseException, what: str | None = None) -> str:
-    """Why a checkpoint that holds more than tensors was not loaded. torch's own message advises loading
-    with ``weights_only=False``, which would run whatever the file holds; this one does not."""
-    found = re.search(r"(?:unsupported )?GLOBAL ([\w.]+)", str(err))
-    what = f" ({what or found.group(1)})" if (what or found) else ""
+def refused_message(path: str | Path, what: str) -> str:
+    """Why a checkpoint whose pickle imports ``what`` (a ``module.name``) was not loaded. torch's own
+    message advises loading with ``weights_only=False``, which would run whatever the file holds; this
+    one does not."""
     return (
-        f"{path}: refused for safety: the file holds Python code or objects{what}, not only weights, and "
+        f"{path}: refused for safety: the file holds Python code or objects ({what}), not only weights, and "
         "loading it could run that code. smile loads weights only; use a checkpoint written by smile, from "
         "a source you trust"
     )
@@ -85,7 +84,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         text = str(err)
         found = pickle_globals(path)
         if found:
-            raise CheckpointError(refused_message(path, err, found[0])) from None
+            raise CheckpointError(refused_message(path, found[0])) from None
         # torch's message for other failures also advises weights_only=False: keep only the reason
         reason = re.search(r"WeightsUnpickler error: \s*(.+?)\s*(?:\n|$)", text)
         raise CheckpointError(
