@@ -22,21 +22,30 @@ def faces() -> tuple[Image.Image, ...]:
     from smile.faces import FaceAligner
     from smile.synthetic import render_face, sample_face, sample_identity
 
+    # Synthetic faces the detector finds alone are not always found again as a JPEG, in grey (the
+    # service's 16-bit test) or beside others (group): keep only those found in every form the tests use.
     aligner, found, rng = FaceAligner(), [], np.random.default_rng(0)
-    for _ in range(60):
+    for _ in range(200):
         image = render_face(sample_face(rng, sample_identity(rng, label=int(rng.integers(0, 2))))).image
         canvas = Image.new("RGB", (260, 300), (90, 120, 150))
         canvas.paste(image.convert("RGB"), (41, 41))
-        if len(aligner(canvas)) == 1:
-            found.append(canvas)
+        forms = (canvas, _reread(canvas), canvas.convert("L").convert("RGB"))
+        if not all(len(aligner(form)) == 1 for form in forms):
+            continue
+        found.append(canvas)
+        if len(found) >= 3 and len(aligner(_reread(_side_by_side(found[:3])))) != 3:
+            found.pop()
         if len(found) == 4:
             return tuple(found)
     raise RuntimeError("the detector found too few synthetic faces")
 
 
-def group(count: int = 3) -> Image.Image:
-    """``count`` of :func:`faces` side by side, on a plain background."""
-    parts = faces()[:count]
+def _reread(image: Image.Image) -> Image.Image:
+    return Image.open(io.BytesIO(jpeg(image))).convert("RGB")
+
+
+def _side_by_side(parts: list[Image.Image] | tuple[Image.Image, ...]) -> Image.Image:
+    count = len(parts)
     width = sum(p.width for p in parts) + 40 * (count + 1)
     canvas = Image.new("RGB", (width, max(p.height for p in parts) + 80), (200, 200, 190))
     x = 40
@@ -44,6 +53,11 @@ def group(count: int = 3) -> Image.Image:
         canvas.paste(part, (x, 40))
         x += part.width + 40
     return canvas
+
+
+def group(count: int = 3) -> Image.Image:
+    """``count`` of :func:`faces` side by side, on a plain background."""
+    return _side_by_side(faces()[:count])
 
 
 def empty() -> Image.Image:
