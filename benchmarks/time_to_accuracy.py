@@ -8,7 +8,7 @@ Each run's validation accuracy is read from its TensorBoard events with the wall
 logged, measured from the command's start (so start-up, data preparation and validation count). It
 prints, for each run, the time until validation accuracy first reaches the notebook recipe's best
 validation accuracy of this run (the target), the time to its own final accuracy, and both curves in one
-PNG (``--plot``). ``--recipe-args`` passes extra options to the recipe's run (e.g. a finer
+PNG (``--plot``). ``--recipe-args "..."`` passes extra options to the recipe's run, as one string (e.g. a finer
 ``--trainer.val_check_interval`` to see the crossing sooner; the table says what was passed).
 
 ``--from-runs NAME=DIR@START ...`` builds the table from runs already made (DIR the run folder with the
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -171,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/time-to-accuracy"), help="folder for the runs")
     parser.add_argument("--notebook-config", default="configs/smile.yaml")
     parser.add_argument("--recipe-config", default="configs/smile-plus.yaml")
-    parser.add_argument("--notebook-args", nargs="*", default=[], help="extra options of the notebook's fit")
-    parser.add_argument("--recipe-args", nargs="*", default=[], help="extra options of the recipe's fit")
+    parser.add_argument("--notebook-args", default="", help="extra options of the notebook's fit, one string")
+    parser.add_argument("--recipe-args", default="", help="extra options of the recipe's fit, one string")
     parser.add_argument("--from-runs", nargs=2, metavar="NAME=DIR@START", help="tabulate finished runs")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "time-to-accuracy.png")
     parser.add_argument("--results", type=Path, default=None, help="JSON (default: beside --plot)")
@@ -182,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         legs = [from_run(spec) for spec in args.from_runs]
     else:
         legs = [
-            run_leg("notebook", args.notebook_config, args.root, args.out, args.notebook_args),
-            run_leg("recipe", args.recipe_config, args.root, args.out, args.recipe_args),
+            run_leg("notebook", args.notebook_config, args.root, args.out, shlex.split(args.notebook_args)),
+            run_leg("recipe", args.recipe_config, args.root, args.out, shlex.split(args.recipe_args)),
         ]
     target = legs[0].best
     text = table(legs, target)
