@@ -91,6 +91,7 @@ def newest_run(folder: Path) -> Path:
 def run_leg(name: str, config: str, root: str, out: Path, extra: list[str]) -> Leg:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
+    root = str(Path(root).resolve())  # the fit runs in its own folder
     command = [sys.executable, "-m", "smile", "fit", "--config", str(ROOT / config), "--data.root", root, *extra]
     print(f"[{name}] {' '.join(command)}", flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
