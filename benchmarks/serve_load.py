@@ -66,7 +66,7 @@ def load_images(folder: Path | None, count: int) -> list[bytes]:
     import numpy as np
     from PIL import Image
 
-    from smile.synthetic import render_face, sample_face, sample_identity
+    from smile.data.synthetic import render_face, sample_face, sample_identity
 
     rng, images = np.random.default_rng(0), []
     for _ in range(count):

@@ -22,7 +22,7 @@ evaluation transform, batches of 64, called smiling at p >= 0.5.
 ``--pixel-reference`` adds a reference row: ridge regression on the grey pixels of the training split.
 
 ``--photos N`` also puts the first N images of the split into synthetic "photos"
-(:func:`smile.faces.make_photo`: scaled 0.7-1.6x, rotated up to 10 degrees, on clutter, JPEG) and runs
+(:func:`smile.photos.faces.make_photo`: scaled 0.7-1.6x, rotated up to 10 degrees, on clutter, JPEG) and runs
 the predict-on-photos path (MTCNN detection and alignment, then the model; the Haar rule on the same
 aligned crops): accuracy there, and how far the model's probabilities on the recovered crops lie from
 those on the original aligned images.
@@ -177,7 +177,7 @@ def run_model(model, index: int, size: int, files: list[Path], batch_size: int =
     """Probabilities and images/s (decode + eval transform + network, in batches) over ``files``."""
     from PIL import Image
 
-    from smile.data.transforms import eval_transform
+    from smile.data.pil_transforms import eval_transform
 
     transform = eval_transform(size)
     start = time.perf_counter()
@@ -204,7 +204,7 @@ def pixel_reference(
     import torch
     from PIL import Image
 
-    from smile.data.transforms import eval_transform
+    from smile.data.pil_transforms import eval_transform
 
     transform = eval_transform(64)
 
@@ -234,8 +234,8 @@ def run_photos(
     import numpy as np
     from PIL import Image
 
-    from smile.data.transforms import eval_transform
-    from smile.faces import FaceAligner, framing_error, make_photo
+    from smile.data.pil_transforms import eval_transform
+    from smile.photos.faces import FaceAligner, framing_error, make_photo
 
     transform = eval_transform(size)
     aligner = FaceAligner("mtcnn")
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root, source = args.root, str(args.root)
     if not (root / "list_attr_celeba.txt").is_file() and not (root / "celeba").is_dir():
-        from smile.synthetic import generate_dataset
+        from smile.data.synthetic import generate_dataset
 
         root = generate_dataset(
             Path(tempfile.mkdtemp(prefix="smile-baseline-")) / "celeba", 1000, seed=args.seed

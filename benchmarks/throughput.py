@@ -49,7 +49,7 @@ from smile.data.cache import (  # noqa: E402
     default_build_workers,
 )
 from smile.data.datamodule import CelebADataModule, default_num_workers  # noqa: E402
-from smile.data.transforms import train_transform  # noqa: E402
+from smile.data.pil_transforms import train_transform  # noqa: E402
 from smile.system import AttributeClassifier  # noqa: E402
 
 SAMPLE = REPO.parent / "shared" / "celeba-sample"
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         elif (SAMPLE / "list_attr_celeba.txt").is_file():
             root, tag = SAMPLE, "celeba-sample"
         else:
-            from smile.synthetic import generate_dataset
+            from smile.data.synthetic import generate_dataset
 
             print(f"{SAMPLE} not found: generating {args.synthetic_images} synthetic images", file=sys.stderr)
             root, tag = generate_dataset(work / "synthetic", args.synthetic_images, seed=0), "synthetic"

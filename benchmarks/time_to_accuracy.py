@@ -92,7 +92,17 @@ def run_leg(name: str, config: str, root: str, out: Path, extra: list[str]) -> L
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     root = str(Path(root).resolve())  # the fit runs in its own folder
-    command = [sys.executable, "-m", "smile", "fit", "--config", str(ROOT / config), "--data.root", root, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "smile",
+        "fit",
+        "--config",
+        str(ROOT / config),
+        "--data.root",
+        root,
+        *extra,
+    ]
     print(f"[{name}] {' '.join(command)}", flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     before = os.times()
@@ -133,9 +143,7 @@ def table(legs: list[Leg], target: float) -> str:
     for leg in legs:
         reach = leg.time_to(target)
         final_time, final_acc = leg.final
-        ratio = (
-            f"1/{reach_notebook[0] / reach[0]:.0f}" if reach and reach_notebook and reach[0] > 0 else "-"
-        )
+        ratio = f"1/{reach_notebook[0] / reach[0]:.0f}" if reach and reach_notebook and reach[0] > 0 else "-"
         to_target = f"{reach[0]:.0f} s" if reach else "not reached"
         epochs = f"{reach[1]:.2f}" if reach else "-"
         lines.append(

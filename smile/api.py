@@ -31,9 +31,9 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import functional as F
 
-from smile.data.transforms import eval_transform
+from smile.data.pil_transforms import eval_transform
 from smile.errors import SmileError
-from smile.photos import celeba_frame, load_photo, rgb_image
+from smile.photos.dataset import celeba_frame, load_photo, rgb_image
 
 ImageInput = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 #: The decision threshold the training and test metrics use.
@@ -166,10 +166,10 @@ class Predictor:
     # --- preprocessing ---------------------------------------------------------------------------
 
     def aligner(self):
-        """This thread's :class:`smile.faces.FaceAligner` (detectors are not shared between threads)."""
+        """This thread's :class:`smile.photos.faces.FaceAligner` (detectors are not shared between threads)."""
         aligner = getattr(self._local, "aligner", None)
         if aligner is None:
-            from smile.faces import FaceAligner
+            from smile.photos.faces import FaceAligner
 
             aligner = self._local.aligner = FaceAligner(self.detector, min_face=self.min_face)
         return aligner
@@ -188,7 +188,7 @@ class Predictor:
         return batch if self.uint8_input else batch.float().div(255.0)  # as ToTensor does
 
     def detect(self, image: ImageInput, channels: str = "RGB") -> tuple[Image.Image, list[Any]]:
-        """The image (RGB, upright) and its faces (:class:`smile.faces.Face`, left to right)."""
+        """The image (RGB, upright) and its faces (:class:`smile.photos.faces.Face`, left to right)."""
         picture = to_image(image, channels, self.max_pixels)
         return picture, self.aligner()(picture)
 
@@ -266,7 +266,7 @@ def load(
     are those of ``predict`` (``--data.detector``, ``--data.min_face``); ``threshold`` turns probabilities
     into the records' decisions (0.5, as the training metrics use, by default).
     """
-    from smile.checkpoints import resolve_checkpoint
+    from smile.training.checkpoints import resolve_checkpoint
 
     torch_device = _device(device)
     path = Path(source)

@@ -21,17 +21,18 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from smile import __version__, resume
-from smile.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
-from smile.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
+from smile import __version__
 from smile.console import PlainHelpFormatter, quiet_upstream
 from smile.data.datamodule import CelebADataModule
 from smile.devices import check_devices
 from smile.distributed import end_process_group, say, say_error
 from smile.errors import SmileError
-from smile.photos import predict_shorthands
-from smile.resume import ResumableTraining
+from smile.photos.dataset import predict_shorthands
 from smile.system import AttributeClassifier
+from smile.training import resume
+from smile.training.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
+from smile.training.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
+from smile.training.resume import ResumableTraining
 
 PROG = "smile"
 #: Marks a command that LightningCLI runs (a Trainer method) in :data:`COMMANDS`.

@@ -11,7 +11,7 @@ used them. Both formats go through ``torch.export``, torch's supported exporter:
 ``torch.onnx.export(..., dynamo=True)``, ``pt2`` by ``torch.export.save``.
 
 The images must be prepared as in training: the face aligned to CelebA's 178x218 framing
-(``img_align_celeba``; :class:`smile.faces.FaceAligner` for other photos), the central 178x178 crop,
+(``img_align_celeba``; :class:`smile.photos.faces.FaceAligner` for other photos), the central 178x178 crop,
 resized to SxS; ``smile.load("model.onnx")`` does all of it. The file records this, the attribute
 names and the checkpoint it came from as JSON (:data:`METADATA_KEY`): in the ONNX model's
 ``metadata_props`` (plus ``attributes`` and ``preprocessing`` as separate keys), and in the ``.pt2``
@@ -47,12 +47,12 @@ import torch
 from torch import Tensor, nn
 from torchvision import transforms
 
-from smile.checkpoints import load_checkpoint, resolve_checkpoint
-from smile.data.transforms import CROP_SIZE, eval_transform
+from smile.data.pil_transforms import CROP_SIZE, eval_transform
 from smile.errors import SmileError
 from smile.io import atomic_write
 from smile.recipe import flip_averaged
 from smile.system import AttributeClassifier
+from smile.training.checkpoints import load_checkpoint, resolve_checkpoint
 
 FORMATS = ("onnx", "pt2")
 SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
@@ -155,7 +155,7 @@ def _load(
     )
     preprocessing = (
         f"Align the face to CelebA's 178x218 framing (eyes, nose and mouth corners where img_align_celeba "
-        f"has them; smile.faces.FaceAligner does this for any photo), take the central {CROP_SIZE}x{CROP_SIZE} "
+        f"has them; smile.photos.faces.FaceAligner does this for any photo), take the central {CROP_SIZE}x{CROP_SIZE} "
         f"crop (rows 20-197 of the 218), resize it to {size}x{size} with bilinear interpolation and "
         f"antialiasing (torchvision Resize on a PIL image, i.e. PIL's BILINEAR), and give the RGB channels "
         f"in NCHW layout as {input_dtype}: {scaling}."

@@ -103,4 +103,3 @@ def slow_precision_message(precision: str, device_type: str) -> str | None:
             "AMX): training runs about 10x slower than float32. Add --trainer.precision 32-true."
         )
     return None
-

@@ -14,7 +14,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from smile.data.attributes import resolve_attributes
+from smile.data.celeba import resolve_attributes
 from smile.errors import CheckpointError
 from smile.metrics import (
     attribute_auroc,

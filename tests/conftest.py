@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smile.synthetic import generate_dataset
+from smile.data.synthetic import generate_dataset
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "celeba-sample"
 
@@ -54,7 +54,7 @@ def smiling_checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     from PIL import Image
 
     from smile.data.layouts import read_attributes
-    from smile.data.transforms import eval_transform
+    from smile.data.pil_transforms import eval_transform
     from smile.system import AttributeClassifier
 
     root = (

@@ -203,7 +203,9 @@ def test_a_split_left_empty_and_a_zero_subset(synthetic_root: Path, tmp_path: Pa
     partition = root / "list_eval_partition.txt"
     partition.write_text(partition.read_text().replace(" 2\n", " 1\n"))
     CelebADataModule(root=str(root), num_workers=0).setup("fit")  # fit reads train and val only
-    with pytest.raises(DataError, match=r"The test split of .*list_eval_partition.txt is empty, and test needs"):
+    with pytest.raises(
+        DataError, match=r"The test split of .*list_eval_partition.txt is empty, and test needs"
+    ):
         CelebADataModule(root=str(root), num_workers=0).setup("test")
     with pytest.raises(DataError, match="data.val_subset is 0: give a positive count"):
         CelebADataModule(root=str(root), val_subset=0)
@@ -234,7 +236,9 @@ def test_scan_of_the_real_sample(sample_root: Path) -> None:
     the partition rows and the image folder), never from a number written here."""
     attributes = (sample_root / "list_attr_celeba.txt").read_text().splitlines()
     declared = int(attributes[0])
-    partition_rows = sum(1 for line in (sample_root / "list_eval_partition.txt").read_text().splitlines() if line.strip())
+    partition_rows = sum(
+        1 for line in (sample_root / "list_eval_partition.txt").read_text().splitlines() if line.strip()
+    )
     jpegs = sum(1 for _ in (sample_root / IMAGES).glob("*.jpg"))
     assert declared == len(attributes) - 2 == partition_rows == jpegs
     report = scan(sample_root)

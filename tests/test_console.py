@@ -72,6 +72,7 @@ def test_console_script_and_imports_are_declared() -> None:
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"] == {"smile": "smile.cli:main"}
+
     def names(specs: list[str]) -> set[str]:
         return {re.split(r"[<>=\[ ;]", spec)[0].lower().replace("_", "-") for spec in specs}
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from PIL import Image
 
-from smile.data.attributes import CELEBA_ATTRIBUTES
+from smile.data.celeba import CELEBA_ATTRIBUTES
 from smile.download import common, gdrive, huggingface, kaggle
 from smile.download import main as download_main
 
@@ -34,7 +34,7 @@ ANNOTATIONS = (
 
 
 def _fallback_dataset(root: Path, n: int) -> Path:
-    """A tiny official-layout dataset, for when smile.synthetic is not there."""
+    """A tiny official-layout dataset, for when smile.data.synthetic is not there."""
     (root / "img_align_celeba").mkdir(parents=True)
     attr, part, ident = [str(n), " ".join(CELEBA_ATTRIBUTES) + " "], [], []
     for i in range(1, n + 1):
@@ -57,7 +57,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small CelebA in the official layout: the synthetic generator's, or a fallback."""
     root = tmp_path_factory.mktemp("synthetic") / "celeba"
     try:
-        from smile.synthetic import generate_dataset
+        from smile.data.synthetic import generate_dataset
     except ImportError:
         return _fallback_dataset(root, N_IMAGES)
     return generate_dataset(root, N_IMAGES, seed=0)

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from smile.cli import main
-from smile.data.transforms import eval_transform
+from smile.data.pil_transforms import eval_transform
 from smile.export import load_exported, read_metadata
 from smile.system import AttributeClassifier
 

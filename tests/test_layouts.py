@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smile.data.attributes import CELEBA_ATTRIBUTES, UnknownAttributeError, resolve_attributes
+from smile.data.celeba import CELEBA_ATTRIBUTES, UnknownAttributeError, resolve_attributes
 from smile.data.datamodule import CelebADataModule
 from smile.data.layouts import detect_layout, read_attributes, read_partition
 from smile.errors import DataError

@@ -14,7 +14,7 @@ from cli_flags import FAST
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from smile.cli import main
-from smile.data.attributes import CELEBA_ATTRIBUTES
+from smile.data.celeba import CELEBA_ATTRIBUTES
 from smile.data.datamodule import CelebADataModule
 from smile.errors import CheckpointError
 from smile.evaluation.curves import read_curves

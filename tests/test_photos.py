@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 from smile.cli import main
-from smile.data.transforms import eval_transform
-from smile.photos import (
+from smile.data.pil_transforms import eval_transform
+from smile.photos.dataset import (
     NO_FACE,
     OK,
     WHOLE_IMAGE,
@@ -131,7 +131,7 @@ def test_predict_aligned_images_needs_no_detector_and_no_training_data(
 def test_predict_on_photos_gives_rows_per_face_and_for_photos_without_one(
     smiling_checkpoint: Path, sample_root: Path, tmp_path: Path
 ) -> None:
-    from smile.faces import make_photo
+    from smile.photos.faces import make_photo
 
     photos = tmp_path / "photos"
     (photos / "trip").mkdir(parents=True)
@@ -200,8 +200,8 @@ def test_photos_without_a_detected_face_are_predicted_whole(
 ) -> None:
     """A tight face crop too small for the detector (below min_face) and a texture each get a
     ``whole_image`` row with the whole image as box and the model's probability on the image framed by
-    :func:`smile.faces.whole_image_transform`; ``--data.no_face skip`` leaves them without one."""
-    from smile.faces import warp, whole_image_transform
+    :func:`smile.photos.faces.whole_image_transform`; ``--data.no_face skip`` leaves them without one."""
+    from smile.photos.faces import warp, whole_image_transform
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -300,7 +300,7 @@ def test_detect_align_predict_agrees_with_the_aligned_originals(sample_root: Pat
     Measured on ids 005511-005534: framing error 1.6 px; mean |p_photo - p_original| 0.19 times the mean
     distance between two faces' probabilities; correlation 0.94; 22 of 24 labels the same (ids
     005535-005599: 0.17, 0.96, 95%). The limits leave room for other platforms' JPEG and resampling."""
-    from smile.faces import framing_error, make_photo
+    from smile.photos.faces import framing_error, make_photo
 
     predict = _pixel_smile_classifier(sample_root)
     transform = eval_transform(64)
@@ -340,7 +340,7 @@ def test_detect_align_predict_agrees_with_the_aligned_originals(sample_root: Pat
 
 
 def test_aligned_shorthand_only_for_predict() -> None:
-    from smile.photos import predict_shorthands
+    from smile.photos.dataset import predict_shorthands
 
     assert predict_shorthands(["predict", "--aligned", "--x", "1"]) == [
         "predict",

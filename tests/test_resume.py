@@ -17,11 +17,11 @@ import pytest
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from smile.checkpoints import load_checkpoint
 from smile.cli import main
 from smile.data.sampling import EpochSampler, SeededItems
 from smile.errors import CheckpointError
-from smile.resume import AtomicCheckpointIO
+from smile.training.checkpoints import load_checkpoint
+from smile.training.resume import AtomicCheckpointIO
 
 TESTS = Path(__file__).resolve().parent
 EPOCHS = 2

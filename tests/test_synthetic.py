@@ -1,4 +1,4 @@
-"""Tests for the synthetic CelebA generator (smile/synthetic.py)."""
+"""Tests for the synthetic CelebA generator (smile/data/synthetic.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smile import synthetic
-from smile.data.attributes import CELEBA_ATTRIBUTES
-from smile.synthetic import (
+from smile.data import synthetic
+from smile.data.celeba import CELEBA_ATTRIBUTES
+from smile.data.synthetic import (
     ANNOTATION_FILES,
     IMAGE_DIR,
     LANDMARK_NAMES,
@@ -254,7 +254,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     module = tmp_path / "module"
     result = subprocess.run(
-        [sys.executable, "-m", "smile.synthetic", str(module), "--num-images", "3", "--seed", "2"],
+        [sys.executable, "-m", "smile.data.synthetic", str(module), "--num-images", "3", "--seed", "2"],
         capture_output=True,
         text=True,
         env=env,

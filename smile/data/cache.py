@@ -52,7 +52,7 @@ from smile.io import atomic_write
 FORMAT_VERSION = 1
 #: The size of CelebA's aligned images, width x height.
 SOURCE_WIDTH, SOURCE_HEIGHT = 178, 218
-#: The side of the square window the original transforms crop (see :mod:`smile.data.transforms`).
+#: The side of the square window the original transforms crop (see :mod:`smile.data.pil_transforms`).
 CROP_SIZE = 178
 #: ``pil``: Pillow, decoding at half scale in the JPEG's DCT (``Image.draft``) before the resize,
 #: about 2x faster, mean absolute difference to the JPEG pipeline about 0.002 on real faces;
@@ -131,7 +131,7 @@ def _build_worker_init() -> None:
     """Build workers take the default SIGTERM action and ignore Ctrl-C (the parent handles it).
 
     A worker forked from a running fit inherits the handlers that Lightning and
-    :class:`smile.resume.ResumableTraining` install, which only set a flag: the pool's own SIGTERM at
+    :class:`smile.training.resume.ResumableTraining` install, which only set a flag: the pool's own SIGTERM at
     shutdown would then be caught, and the parent would wait for the worker forever.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from smile.data.attributes import CELEBA_ATTRIBUTES
+from smile.data.celeba import CELEBA_ATTRIBUTES
 from smile.data.dataset import ALIGNED_SIZE, conform
 from smile.data.layouts import SPLITS, CelebALayout, _rows, detect_layout
 from smile.download.common import sniff_html

@@ -12,10 +12,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from smile.data.attributes import resolve_attributes
 from smile.data.augment import BatchAugment
 from smile.data.batch_transforms import transform_cached_batch
 from smile.data.cache import cache_geometry, cached_loader, open_cache, resolve_cache_dir, splits_for
+from smile.data.celeba import resolve_attributes
 from smile.data.dataset import ImageAttributes
 from smile.data.layouts import (
     SPLITS,
@@ -25,6 +25,7 @@ from smile.data.layouts import (
     read_partition,
     split_files,
 )
+from smile.data.pil_transforms import eval_transform, train_transform
 from smile.data.sampling import (
     EpochSampler,
     Position,
@@ -34,9 +35,8 @@ from smile.data.sampling import (
     run_seed,
     train_position,
 )
-from smile.data.transforms import eval_transform, train_transform
 from smile.errors import DataError
-from smile.photos import PhotoFaces
+from smile.photos.dataset import PhotoFaces
 
 #: Mixed into the seed of the batch augmentation's generator, apart from the training step's stream.
 _AUGMENT_STREAM = 0x617567
@@ -72,7 +72,7 @@ class CelebADataModule(pl.LightningDataModule):
         cache_decoder: how the cache is built: ``pil`` (default), ``pil-exact`` or ``torchvision``.
         predict_path: predict on the photos of this file or folder (recursively) instead of the test
             split: faces are found, aligned to CelebA's framing, and each gets a CSV row
-            (:mod:`smile.photos`). The CelebA files under ``root`` are then not needed.
+            (:mod:`smile.photos.dataset`). The CelebA files under ``root`` are then not needed.
         aligned: the ``predict_path`` images are already aligned CelebA-style crops: skip detection.
         detector: face detector for ``predict_path`` (``auto``: the first whose package is installed).
         min_face: with ``predict_path``, ignore faces narrower than this many pixels of the photo.
@@ -144,7 +144,7 @@ class CelebADataModule(pl.LightningDataModule):
         if self._predicting_photos():
             return
         if self.hparams.synthetic_images:
-            from smile.synthetic import generate_dataset, is_complete
+            from smile.data.synthetic import generate_dataset, is_complete
 
             if not is_complete(self.root):
                 generate_dataset(self.root, self.hparams.synthetic_images, seed=self.hparams.synthetic_seed)

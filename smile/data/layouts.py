@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smile.data.attributes import CELEBA_ATTRIBUTES
+from smile.data.celeba import CELEBA_ATTRIBUTES
 from smile.errors import DataError
 
 SPLITS = {"train": 0, "val": 1, "test": 2}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from smile.data.attributes import CELEBA_ATTRIBUTES
+from smile.data.celeba import CELEBA_ATTRIBUTES
 from smile.download.common import (
     DownloadError,
     next_source_hint,

@@ -16,14 +16,14 @@ import torch
 from pytorch_lightning.utilities import move_data_to_device
 from tqdm import tqdm
 
-from smile.checkpoints import load_checkpoint, resolve_checkpoint, run_folder
-from smile.data.attributes import resolve_attributes
+from smile.data.celeba import resolve_attributes
 from smile.data.dataset import load_rgb
 from smile.errors import CheckpointError, SmileError
 from smile.evaluation.curves import read_curves
 from smile.evaluation.metrics import CRITERIA
 from smile.evaluation.report import DEFAULT_GROUPS, MIN_TUNE_COUNT, Predictions, tuning_note, write_report
 from smile.io import fresh_path
+from smile.training.checkpoints import load_checkpoint, resolve_checkpoint, run_folder
 
 REPORT_DIR = "report"
 

@@ -26,7 +26,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smile.api import ImageError, Predictor
-from smile.photos import ImageTooLarge
+from smile.photos.dataset import ImageTooLarge
 from smile.serve.batching import MicroBatcher
 
 RAW_TYPES = ("image/", "application/octet-stream")

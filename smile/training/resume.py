@@ -12,7 +12,7 @@ callback states. What this module adds (the data order is :mod:`smile.data.sampl
   LightningModule and Lightning's running epoch means such as ``train/loss``), so a resumed epoch's
   ``train/*`` figures cover the whole epoch; under DDP the sums of all processes are saved;
 - SIGTERM and Ctrl-C (SIGINT) during training: every process finishes the current batch, then they all
-  stop at the same step; :class:`smile.callbacks.LastCheckpoint` writes ``last.ckpt`` at that point. A
+  stop at the same step; :class:`smile.training.callbacks.LastCheckpoint` writes ``last.ckpt`` at that point. A
   second Ctrl-C stops at once. (A signal during validation is acted on after the next training batch.);
 - :class:`AtomicCheckpointIO` writes checkpoints atomically beside their final path and loads them with
   ``weights_only`` (Lightning's own write goes through a temporary file in ``/tmp`` and, across file
@@ -243,7 +243,7 @@ class ResumableTraining(pl.Callback):
 
     def _agree_on_stop(self, trainer: pl.Trainer) -> None:
         """If any process was asked to stop, all stop after this batch (Lightning then raises its
-        ``SIGTERMException`` everywhere, and :class:`smile.callbacks.LastCheckpoint` saves)."""
+        ``SIGTERMException`` everywhere, and :class:`smile.training.callbacks.LastCheckpoint` saves)."""
         global stopped_by
         requested = self._requested is not None
         if trainer.world_size > 1:

@@ -7,7 +7,7 @@ and shows only in the mouth's shape: an upturned arc (closed) or an open U with,
 teeth, versus a straight or slightly downturned line (closed) or a flat, symmetric parted-lips
 shape (open). The same seed gives byte-identical files.
 
-Usage: ``python -m smile.synthetic OUT --num-images 3000 --seed 0``.
+Usage: ``python -m smile.data.synthetic OUT --num-images 3000 --seed 0``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from smile.data.attributes import CELEBA_ATTRIBUTES
+from smile.data.celeba import CELEBA_ATTRIBUTES
 
 WIDTH, HEIGHT = 178, 218
 IMAGE_DIR = "img_align_celeba"
@@ -738,9 +738,9 @@ def generate_dataset(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m smile.synthetic OUT --num-images N --seed S``."""
+    """Command line: ``python -m smile.data.synthetic OUT --num-images N --seed S``."""
     parser = argparse.ArgumentParser(
-        prog="python -m smile.synthetic",
+        prog="python -m smile.data.synthetic",
         description="Write a synthetic CelebA-format dataset (cartoon faces with consistent labels).",
     )
     parser.add_argument("out", type=Path, help="output folder (created; kept if already complete)")

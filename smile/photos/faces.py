@@ -27,7 +27,7 @@ are framed like CelebA's.
 Example::
 
     from PIL import Image
-    from smile.faces import FaceAligner
+    from smile.photos.faces import FaceAligner
 
     faces = FaceAligner()(Image.open("group.jpg"))
     for face in faces:  # left to right

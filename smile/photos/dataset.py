@@ -3,15 +3,15 @@
 ``python -m smile predict --ckpt_path best.ckpt --data.predict_path PATH`` makes
 :class:`~smile.data.datamodule.CelebADataModule` serve a :class:`PhotoFaces` dataset instead of the
 test split. It lists ``PATH`` (one file, or every file under a folder, recursively, hidden ones
-excepted), opens each file, finds its faces with :class:`smile.faces.FaceAligner` (MTCNN by default)
+excepted), opens each file, finds its faces with :class:`smile.photos.faces.FaceAligner` (MTCNN by default)
 and aligns each face to CelebA's 178x218 framing; the crops then go through the usual
-:func:`~smile.data.transforms.eval_transform`. With ``aligned=True`` the files are taken to be
+:func:`~smile.data.pil_transforms.eval_transform`. With ``aligned=True`` the files are taken to be
 CelebA-style aligned crops already and are used whole (resized to 178x218 if they are another size).
 
 Every file gets at least one row in the CSV (:func:`write_predictions`): one per face, with its box and
 probabilities (``status`` ``ok``); ``unreadable: <reason>`` for a file that is not an image or is
 corrupt (it is reported and skipped, the rest still run). When no face is found, ``no_face="whole"``
-(the default) takes the whole image as a tight face crop (:func:`smile.faces.whole_image_transform`)
+(the default) takes the whole image as a tight face crop (:func:`smile.photos.faces.whole_image_transform`)
 and predicts on it (``status`` ``whole_image``): many users' photos are face crops too close for the
 detector; ``no_face="skip"`` writes a ``no_face`` row without probabilities instead.
 
@@ -34,8 +34,8 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from torch.utils.data import Dataset
 
 from smile.errors import DataError, SmileError
-from smile.faces import ALIGNED_SIZE  # OpenCV is imported only when a face is detected or warped
 from smile.io import atomic_write
+from smile.photos.faces import ALIGNED_SIZE  # OpenCV is imported only when a face is detected or warped
 
 OK, NO_FACE, UNREADABLE, FAILED = "ok", "no_face", "unreadable", "failed"
 WHOLE_IMAGE = "whole_image"  # no face found: the whole image predicted on as a face crop
@@ -180,7 +180,7 @@ class PhotoFaces(Dataset):
         files = list_photos(path, exclude=[annotate_dir] if annotate_dir else [])
         aligner = None
         if not aligned:
-            from smile.faces import FaceAligner  # needs OpenCV (the ``photos`` extra)
+            from smile.photos.faces import FaceAligner  # needs OpenCV (the ``photos`` extra)
 
             try:
                 aligner = FaceAligner(detector, min_face=min_face)
@@ -248,7 +248,7 @@ class PhotoFaces(Dataset):
             self._last = (row.image, image)
         if row.transform is None:
             return celeba_frame(image)
-        from smile.faces import warp
+        from smile.photos.faces import warp
 
         return warp(image, row.transform, ALIGNED_SIZE)
 
@@ -260,7 +260,7 @@ def _no_face_row(file: Path, size: tuple[int, int], no_face: str) -> PhotoRow:
     """The row of a photo in which no face was found (see :meth:`PhotoFaces.from_path`)."""
     if no_face == "skip":
         return PhotoRow(file, NO_FACE)
-    from smile.faces import whole_image_transform
+    from smile.photos.faces import whole_image_transform
 
     return PhotoRow(file, WHOLE_IMAGE, face=0, box=(0, 0, *size), transform=whole_image_transform(size))
 

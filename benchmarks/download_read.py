@@ -1,8 +1,8 @@
 """Measure the Hugging Face route: parquet -> official layout conversion speed, and reading images for
 training from the converted files versus from the parquet in place.
 
-``python -m smile.download.bench --images 2000`` renders a synthetic CelebA (178x218 JPEG faces, see
-:mod:`smile.synthetic`), writes it as parquet shards in the mirror's schema (with the JPEG bytes as they are,
+``python benchmarks/download_read.py --images 2000`` renders a synthetic CelebA (178x218 JPEG faces, see
+:mod:`smile.data.synthetic`), writes it as parquet shards in the mirror's schema (with the JPEG bytes as they are,
 then re-encoded as PNG), and reports images per second.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from smile.data.attributes import CELEBA_ATTRIBUTES
+from smile.data.celeba import CELEBA_ATTRIBUTES
 
 
 def write_shards(dataset: Path, folder: Path, image_format: str) -> list[Path]:
@@ -86,13 +86,13 @@ def best_rate(count: int, repeats: int, run: Callable[[int], None]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m smile.download.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python benchmarks/download_read.py", description=__doc__)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3, help="each figure is the best of this many runs")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     args = parser.parse_args(argv)
+    from smile.data.synthetic import generate_dataset
     from smile.download.huggingface import convert_parquet
-    from smile.synthetic import generate_dataset
 
     n = args.images
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

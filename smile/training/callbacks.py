@@ -59,7 +59,7 @@ class PredictionWriter(BasePredictionWriter):
         log_dir = trainer.log_dir  # on every process: it is a collective under DDP
         photos = getattr(trainer.datamodule, "photos", None)
         if photos is not None:  # --data.predict_path: rows per face, with boxes and statuses
-            from smile.photos import write_predictions
+            from smile.photos.dataset import write_predictions
 
             name = self.filename if trainer.world_size == 1 else f"rank{trainer.global_rank}-{self.filename}"
             self.path = fresh_path(Path(log_dir or ".") / name)
@@ -145,7 +145,7 @@ class LastCheckpoint(ModelCheckpoint):
 
     Lightning's ``save_last`` only refreshes ``last.ckpt`` when a top-k checkpoint was saved in the
     same step, so an epoch without a new best would leave a stale ``last.ckpt`` behind. Writes are
-    atomic (see :class:`smile.resume.AtomicCheckpointIO`): a kill while writing leaves the previous file.
+    atomic (see :class:`smile.training.resume.AtomicCheckpointIO`): a kill while writing leaves the previous file.
 
     Args:
         every_n_train_steps: also save within an epoch every this many optimizer steps, so that a run
@@ -182,7 +182,7 @@ class LastCheckpoint(ModelCheckpoint):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        """On SIGTERM (and Ctrl-C, see :class:`smile.resume.ResumableTraining`) Lightning stops between two
+        """On SIGTERM (and Ctrl-C, see :class:`smile.training.resume.ResumableTraining`) Lightning stops between two
         training batches, where the state is consistent: save it. Not during validation (the last
         periodic or epoch checkpoint stays), nor for other errors, whose state may be half-updated."""
         if (
