@@ -47,7 +47,8 @@ import torch
 from torch import Tensor, nn
 from torchvision import transforms
 
-from smile.data.pil_transforms import CROP_SIZE, eval_transform
+from smile.data.celeba import CROP_SIZE
+from smile.data.pil_transforms import eval_transform
 from smile.errors import SmileError
 from smile.io import atomic_write
 from smile.recipe import flip_averaged

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from PIL import Image
 
+from smile.data import html_pages
 from smile.data.celeba import CELEBA_ATTRIBUTES
 from smile.download import common, gdrive, huggingface, kaggle
 from smile.download import main as download_main
@@ -375,13 +376,15 @@ def test_gdrive_page_that_gdown_refuses_is_explained(tmp_path: Path, capsys, mon
 
 
 def test_html_classification() -> None:
-    assert common.looks_like_html(b"\n<!DOCTYPE html><html>") and common.looks_like_html(b"<HTML>")
-    assert not common.looks_like_html(b"PK\x03\x04") and not common.looks_like_html(b"202599\n5_o_Clock")
-    assert common.classify_html(QUOTA_PAGE.decode())[0] == "quota"
-    assert common.classify_html(VIRUS_PAGE.decode())[0] == "virus-scan"
-    assert common.classify_html(LOGIN_PAGE.decode())[0] == "login"
-    assert common.classify_html("Cannot retrieve the public link of the file.")[0] == "no-public-link"
-    assert common.classify_html("<html>Error 500</html>")[0] == "html"
+    assert html_pages.looks_like_html(b"\n<!DOCTYPE html><html>") and html_pages.looks_like_html(b"<HTML>")
+    assert not html_pages.looks_like_html(b"PK\x03\x04") and not html_pages.looks_like_html(
+        b"202599\n5_o_Clock"
+    )
+    assert html_pages.classify_html(QUOTA_PAGE.decode())[0] == "quota"
+    assert html_pages.classify_html(VIRUS_PAGE.decode())[0] == "virus-scan"
+    assert html_pages.classify_html(LOGIN_PAGE.decode())[0] == "login"
+    assert html_pages.classify_html("Cannot retrieve the public link of the file.")[0] == "no-public-link"
+    assert html_pages.classify_html("<html>Error 500</html>")[0] == "html"
 
 
 # --- Hugging Face --------------------------------------------------------------------------------------

@@ -45,15 +45,13 @@ import torch.utils.data
 from filelock import FileLock
 from torch.utils.data import Dataset
 
+from smile.data.celeba import ALIGNED_SIZE, CROP_SIZE
 from smile.errors import DataError
 from smile.io import atomic_write
 
 #: Bumped whenever the cache's layout or contents change meaning; older caches are rebuilt.
 FORMAT_VERSION = 1
-#: The size of CelebA's aligned images, width x height.
-SOURCE_WIDTH, SOURCE_HEIGHT = 178, 218
-#: The side of the square window the original transforms crop (see :mod:`smile.data.pil_transforms`).
-CROP_SIZE = 178
+SOURCE_WIDTH, SOURCE_HEIGHT = ALIGNED_SIZE
 #: ``pil``: Pillow, decoding at half scale in the JPEG's DCT (``Image.draft``) before the resize,
 #: about 2x faster, mean absolute difference to the JPEG pipeline about 0.002 on real faces;
 #: ``pil-exact``: Pillow at full scale (difference about 0.0001); ``torchvision``:

@@ -1,4 +1,5 @@
-"""The 40 CelebA attribute names and helpers to choose among them by name."""
+"""CelebA's constants, in one place: the 40 attribute names (and choosing among them by name), the
+geometry of the aligned images, and the image file suffixes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
     "Wearing_Necktie", "Young",
 )  # fmt: skip
+
+#: Width and height of CelebA's aligned-and-cropped images (``img_align_celeba``).
+ALIGNED_SIZE: tuple[int, int] = (178, 218)
+#: The side of the square window the original transforms crop from an aligned image (its whole width).
+CROP_SIZE = 178
+#: File name endings of CelebA images in any layout (the official JPEGs, and PNG copies).
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 
 
 class UnknownAttributeError(SmileError, ValueError):

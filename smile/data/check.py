@@ -31,13 +31,11 @@ from pathlib import Path
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from smile.data.celeba import CELEBA_ATTRIBUTES
-from smile.data.dataset import ALIGNED_SIZE, conform
+from smile.data.celeba import ALIGNED_SIZE, CELEBA_ATTRIBUTES, IMAGE_SUFFIXES
+from smile.data.dataset import conform
+from smile.data.html_pages import sniff_html
 from smile.data.layouts import SPLITS, CelebALayout, _rows, detect_layout
-from smile.download.common import sniff_html
 from smile.errors import DataError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from smile.data.celeba import ALIGNED_SIZE
 from smile.errors import DataError
 
-#: Width and height of CelebA's aligned-and-cropped images, which the transforms' 178x178 crop assumes.
-ALIGNED_SIZE = (178, 218)
 #: Image modes converted to RGB when loaded (grayscale replicated, alpha dropped, palette expanded).
 CONVERTIBLE_MODES = {"RGB", "L", "LA", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "1"}
 ASPECT_TOLERANCE = 0.02

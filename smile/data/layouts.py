@@ -84,7 +84,8 @@ def candidate_layouts(root: str | Path) -> list[CelebALayout]:
     ]
 
 
-def _missing(layout: CelebALayout) -> list[Path]:
+def missing_files(layout: CelebALayout) -> list[Path]:
+    """The required folder and files of ``layout`` that are not there."""
     required = (layout.images, layout.attributes, layout.partition)
     return [path for path in required if not (path.is_dir() if path == layout.images else path.is_file())]
 
@@ -94,13 +95,13 @@ def detect_layout(root: str | Path) -> CelebALayout:
     root = Path(root)
     layouts = candidate_layouts(root)
     for layout in layouts:
-        if not _missing(layout):
+        if not missing_files(layout):
             return layout
     if not root.exists():
         problem = f"CelebA was not found: {root} does not exist."
     else:
-        best = min(layouts, key=lambda layout: len(_missing(layout)))
-        missing = ", ".join(str(path) for path in _missing(best))
+        best = min(layouts, key=lambda layout: len(missing_files(layout)))
+        missing = ", ".join(str(path) for path in missing_files(best))
         problem = f"CelebA under {root} is incomplete: missing {missing}."
     accepted = "\n".join(
         f"  {layout.name:<12} {layout.images.relative_to(root)}/, "
@@ -111,6 +112,18 @@ def detect_layout(root: str | Path) -> CelebALayout:
         f"{problem}\nAccepted layouts (relative to data.root):\n{accepted}\n{DOWNLOAD_HINT}\n"
         "Point --data.root at your copy if it lies elsewhere."
     )
+
+
+def annotation_rows(layout: CelebALayout) -> tuple[int, int]:
+    """Rows of the attribute file and of the partition file, headers not counted (a quick count of
+    non-empty lines, for a completeness check; :func:`read_attributes` checks every row)."""
+
+    def count(path: Path, header: int) -> int:
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip()) - header
+
+    csv = layout.attributes.suffix == ".csv"
+    return count(layout.attributes, 1 if csv else 2), count(layout.partition, 1 if csv else 0)
 
 
 def _rows(path: Path) -> list[tuple[int, list[str]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torchvision import transforms
 
-CROP_SIZE = 178
+from smile.data.celeba import CROP_SIZE
 
 
 def train_transform(image_size: int = 64) -> transforms.Compose:

@@ -29,9 +29,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from smile.data.celeba import CELEBA_ATTRIBUTES
+from smile.data.celeba import ALIGNED_SIZE, CELEBA_ATTRIBUTES
 
-WIDTH, HEIGHT = 178, 218
+WIDTH, HEIGHT = ALIGNED_SIZE
 IMAGE_DIR = "img_align_celeba"
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"

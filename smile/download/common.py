@@ -1,4 +1,5 @@
-"""Pieces shared by the download sources: errors, HTML sniffing, MD5, atomic moves, zip extraction, state."""
+"""Pieces shared by the download sources: errors, MD5, moves, zip extraction, the state file and the final
+check (with :mod:`smile.data.layouts` and :mod:`smile.data.check`)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,18 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from smile.data.celeba import IMAGE_SUFFIXES
+from smile.data.check import scan
+from smile.data.html_pages import sniff_html
+from smile.data.layouts import annotation_rows, candidate_layouts, missing_files
 from smile.errors import SmileError
+from smile.io import atomic_write
 
 #: Order in which ``--source auto`` tries the sources.
 SOURCES = ("gdrive", "huggingface", "kaggle")
 #: Written under the root; ``status`` is ``in-progress`` until the data is complete and verified.
 STATE_FILE = ".smile-download.json"
 EXTRA_HINT = 'pip install "smile[download]"'
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class DownloadError(SmileError):
@@ -58,59 +63,6 @@ def require(module: str, package: str, source: str) -> object:
             f"{source}: the optional package '{package}' is not installed ({err}). "
             f'Install the download extras with: {EXTRA_HINT}   (or just: pip install "{package}")'
         ) from err
-
-
-# --- HTML pages saved in place of data ------------------------------------------------------------
-
-HTML_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # kind: (what it is, for the user; lower-case keywords that identify it); the first match wins
-    "quota": (
-        'Google Drive\'s "quota exceeded" page (too many users have downloaded this file in the last 24 hours; '
-        "it usually clears within a day)",
-        ("quota exceeded", "too many users have viewed or downloaded this file recently"),
-    ),
-    "virus-scan": (
-        'Google Drive\'s "virus scan warning" page (the file is too big for Drive to scan, and the confirmation '
-        "could not be followed; pip install -U gdown may help)",
-        ("virus scan warning", "can't scan this file for viruses", "can&#39;t scan this file for viruses"),
-    ),
-    "login": (
-        "a Google sign-in page (the link needs a login, or it has expired or been restricted)",
-        ("accounts.google.com", "servicelogin", "sign in - google accounts", "<title>sign in"),
-    ),
-    "no-public-link": (
-        'Google Drive\'s "cannot retrieve the public link" answer (the file needs a login or permission, or '
-        "has had too many accesses)",
-        ("cannot retrieve the public link of the file",),
-    ),
-}
-GENERIC_HTML = "an HTML page (an error or interstitial page of the server)"
-
-
-def looks_like_html(head: bytes) -> bool:
-    """True if ``head`` (the first bytes of a file) is an HTML page rather than data."""
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return text.startswith((b"<!doctype html", b"<html", b"<head", b"<meta", b"<!--")) or (
-        text.startswith(b"<") and b"<html" in text[:4096]
-    )
-
-
-def classify_html(text: str) -> tuple[str, str]:
-    """Kind and explanation of a Google page (quota, virus-scan, login, ...) from its text."""
-    lowered = text.lower()
-    for kind, (meaning, keywords) in HTML_KINDS.items():
-        if any(keyword in lowered for keyword in keywords):
-            return kind, meaning
-    return "html", GENERIC_HTML
-
-
-def sniff_html(path: Path) -> tuple[str, str] | None:
-    """If the file at ``path`` is an HTML page, its kind and explanation; else None."""
-    with open(path, "rb") as handle:
-        head = handle.read(64 * 1024)
-    if not looks_like_html(head):
-        return None
-    return classify_html(head.decode("utf-8", errors="replace"))
 
 
 # --- MD5, atomic moves -----------------------------------------------------------------------------
@@ -197,9 +149,8 @@ def write_state(root: Path, **fields: object) -> None:
     """Update the state file atomically (a kill leaves the old one)."""
     root.mkdir(parents=True, exist_ok=True)
     state = read_state(root) | fields
-    tmp = root / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(tmp, root / STATE_FILE)
+    with atomic_write(root / STATE_FILE) as handle:
+        handle.write(json.dumps(state, indent=2) + "\n")
 
 
 def now() -> str:
@@ -216,40 +167,20 @@ class LayoutSummary:
     partition: int
 
 
-_LAYOUTS = (
-    # name, image folder, attribute file, partition file, header lines before the rows
-    ("kaggle", "img_align_celeba/img_align_celeba", "list_attr_celeba.csv", "list_eval_partition.csv", 1),
-    ("official", "img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt", 2),
-    (
-        "torchvision",
-        "celeba/img_align_celeba",
-        "celeba/list_attr_celeba.txt",
-        "celeba/list_eval_partition.txt",
-        2,
-    ),
-)
-
-
-def _count_rows(path: Path, header: int) -> int:
-    with open(path, "rb") as handle:
-        return sum(1 for line in handle if line.strip()) - header
-
-
 def find_complete_layout(root: Path) -> LayoutSummary | None:
-    """The first layout under ``root`` whose annotation files exist and whose image count matches them."""
-    for name, images, attributes, partition, header in _LAYOUTS:
-        image_dir, attr_path, part_path = root / images, root / attributes, root / partition
-        if not (image_dir.is_dir() and attr_path.is_file() and part_path.is_file()):
+    """The first layout under ``root`` (:func:`smile.data.layouts.candidate_layouts`) whose annotation
+    files exist and whose image count matches them."""
+    for layout in candidate_layouts(root):
+        if missing_files(layout):
             continue
         count = sum(
             1
-            for entry in os.scandir(image_dir)
+            for entry in os.scandir(layout.images)
             if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES)
         )
-        annotated = _count_rows(attr_path, header)
-        split = _count_rows(part_path, 1 if part_path.suffix == ".csv" else 0)
+        annotated, split = annotation_rows(layout)
         if count == annotated == split and count > 0:
-            return LayoutSummary(name, count, annotated, split)
+            return LayoutSummary(layout.name, count, annotated, split)
     return None
 
 
@@ -271,11 +202,7 @@ def verify_layout(root: Path) -> LayoutSummary:
 
 
 def run_health_scan(root: Path) -> None:
-    """Run ``smile.data.check.scan(root)`` if the project has it (it reports problems itself)."""
-    try:
-        from smile.data.check import scan  # type: ignore[import-not-found]
-    except ImportError:
-        return
+    """Run :func:`smile.data.check.scan` on ``root`` (it reports problems itself)."""
     say(f"Running the data health scan on {root} ...")
     result = scan(root)
     if result is not None:

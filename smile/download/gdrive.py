@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+from smile.data.html_pages import classify_html, sniff_html
 from smile.download.common import (
     DownloadError,
     check_zip,
-    classify_html,
     extract_zip,
     human_size,
     md5sum,
@@ -22,7 +22,6 @@ from smile.download.common import (
     remove,
     require,
     say,
-    sniff_html,
     write_state,
 )
 

@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from smile.data.celeba import ALIGNED_SIZE
+
 # Mean positions of lefteye, righteye, nose, leftmouth, rightmouth in CelebA's
 # list_landmarks_align_celeba.txt, over all 202,599 images ("left" is the image's left, the person's
 # right eye). The sample in shared/ lacks that file; MTCNN's and YuNet's calibrated templates below
@@ -58,7 +60,7 @@ CELEBA_LANDMARKS = np.array(
     dtype=np.float64,
 )
 CELEBA_LANDMARKS.flags.writeable = False
-ALIGNED_SIZE = (178, 218)  # width, height of img_align_celeba
+
 
 # Where each detector finds the five points, in the aligned 178x218 frame, averaged over photos made
 # by make_photo from sample ids 000001-001000 (benchmarks/detectors.py --calibrate).
