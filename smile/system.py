@@ -16,7 +16,7 @@ from torchmetrics import Metric
 
 from smile.data.celeba import resolve_attributes
 from smile.errors import CheckpointError
-from smile.metrics import (
+from smile.evaluation.metrics import (
     attribute_auroc,
     attribute_metrics,
     attribute_stat_scores,

@@ -1,15 +1,23 @@
-"""Binary-classification figures in plain numpy, one attribute at a time.
+"""The project's metrics, in one place: the per-attribute figures logged in training and testing
+(torchmetrics' confusion counts and AUROC, accumulated over an epoch), and the report's figures of one
+attribute at a time (numpy arrays in; AUROC, ROC and calibration error computed by torchmetrics).
 
-Conventions (the same as torchmetrics'): an image is predicted positive when its probability is
+One rule everywhere (torchmetrics' own): an image is predicted positive when its probability is
 *greater than* the threshold; a rate whose denominator is empty is NaN (never 0), so that an
 undefined figure cannot pass for a measured one.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.classification import BinaryAUROC, BinaryStatScores, MultilabelAUROC, MultilabelStatScores
+from torchmetrics.functional.classification import binary_auroc, binary_calibration_error, binary_roc
 
 NAN = float("nan")
 #: Threshold-selection criteria for :func:`best_threshold`.
@@ -80,31 +88,37 @@ def confusion(probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> 
 
 
 def roc_curve(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``fpr, tpr, thresholds``: one point per distinct probability, from (0, 0) to (1, 1).
+    """``fpr, tpr, thresholds``: one point per distinct probability, from (0, 0) to (1, 1)
+    (torchmetrics' ``binary_roc``).
 
     Point ``i`` (after the first) is the operating point that predicts positive every image whose
     probability is at least ``thresholds[i]``; tied probabilities move together (a diagonal step).
-    Rates are NaN when the labels hold one class only.
+    The first point predicts nothing positive; its threshold is ``inf``. Rates are NaN when the labels
+    hold one class only.
     """
     probs, labels = _as_arrays(probs, labels)
-    order = np.argsort(-probs, kind="stable")
-    probs, labels = probs[order], labels[order]
-    last_of_value = np.r_[np.flatnonzero(np.diff(probs)), len(probs) - 1]
-    tps = np.cumsum(labels)[last_of_value]
-    fps = (last_of_value + 1) - tps
-    positives, negatives = int(labels.sum()), int(len(labels) - labels.sum())
-    tpr = np.r_[0.0, tps / positives] if positives else np.full(len(tps) + 1, NAN)
-    fpr = np.r_[0.0, fps / negatives] if negatives else np.full(len(fps) + 1, NAN)
-    thresholds = np.r_[np.inf, probs[last_of_value]]
-    return fpr, tpr, thresholds
+    positives = int(labels.sum())
+    with warnings.catch_warnings():  # one class only: torchmetrics warns and returns 0s, NaN below
+        warnings.filterwarnings("ignore", message="No (positive|negative) samples in targets")
+        fpr, tpr, thresholds = (
+            t.numpy() for t in binary_roc(torch.from_numpy(probs), torch.from_numpy(labels))
+        )
+    thresholds = thresholds.astype(np.float64)
+    thresholds[0] = np.inf
+    if not positives:
+        tpr = np.full(len(tpr), NAN)
+    if positives == len(labels):
+        fpr = np.full(len(fpr), NAN)
+    return fpr.astype(np.float64), tpr.astype(np.float64), thresholds
 
 
 def auroc(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (ties count half); NaN when the labels hold one class only."""
-    fpr, tpr, _ = roc_curve(probs, labels)
-    if np.isnan(fpr).any() or np.isnan(tpr).any():
+    """Area under the ROC curve (ties count half; torchmetrics' ``binary_auroc``); NaN when the labels
+    hold one class only."""
+    probs, labels = _as_arrays(probs, labels)
+    if labels.min(initial=1) == labels.max(initial=0):
         return NAN
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+    return float(binary_auroc(torch.from_numpy(probs), torch.from_numpy(labels)))
 
 
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[str, list | float]:
@@ -113,7 +127,8 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[s
     Bin ``b`` holds probabilities in ``[b/bins, (b+1)/bins)`` (1.0 in the last bin). For each bin:
     the number of images, their mean predicted probability and the fraction that are positive;
     ECE is the mean over bins of ``|fraction positive - mean probability|`` weighted by the bins'
-    shares of images (torchmetrics' ``BinaryCalibrationError`` with the L1 norm).
+    shares of images (computed by torchmetrics' ``binary_calibration_error``, L1 norm; the diagram's
+    numbers, which torchmetrics does not return, are counted here with the same bins).
     """
     probs, labels = _as_arrays(probs, labels)
     index = np.clip(np.floor(probs * bins).astype(np.int64), 0, bins - 1)
@@ -123,8 +138,11 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[s
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_prob = np.where(counts > 0, prob_sums / counts, NAN)
         frac_pos = np.where(counts > 0, positive_sums / counts, NAN)
-    gaps = np.abs(np.nan_to_num(frac_pos) - np.nan_to_num(mean_prob))
-    ece = float(np.sum(counts * gaps) / counts.sum()) if counts.sum() else NAN
+    ece = (
+        float(binary_calibration_error(torch.from_numpy(probs), torch.from_numpy(labels), n_bins=bins))
+        if len(probs)
+        else NAN
+    )
     return {
         "edges": np.linspace(0.0, 1.0, bins + 1).tolist(),
         "count": counts.tolist(),
@@ -214,3 +232,52 @@ def gaps(slices: dict[str, dict[str, float]], min_count: int = 0) -> dict[str, d
             "supported": bool(all(s[support] >= min_count for s in slices.values())) and not np.isnan(gap),
         }
     return out
+
+
+# --- per-epoch figures over all attributes (training, validation, testing) ------------------------
+
+
+def attribute_stat_scores(num_attributes: int) -> Metric:
+    """Counts of true/false positives/negatives per attribute (multilabel when there are several)."""
+    if num_attributes == 1:
+        return BinaryStatScores()
+    return MultilabelStatScores(num_labels=num_attributes, average=None)
+
+
+def attribute_auroc(num_attributes: int) -> Metric:
+    """Area under the ROC curve per attribute (exact: keeps the epoch's probabilities)."""
+    if num_attributes == 1:
+        return BinaryAUROC()
+    return MultilabelAUROC(num_labels=num_attributes, average=None)
+
+
+def confusion_counts(stats: Metric) -> Tensor:
+    """``(num_attributes, 4)`` float tensor of tp, fp, tn, fn from a metric of :func:`attribute_stat_scores`."""
+    return stats.compute().reshape(-1, 5)[:, :4].float()
+
+
+def auroc_values(metric: Metric, counts: Tensor) -> Tensor:
+    """Per-attribute AUROC from :func:`attribute_auroc`; NaN where the labels hold one class only
+    (torchmetrics returns 0 there, with a warning)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No (positive|negative) samples in targets")
+        values = metric.compute().reshape(-1).float()
+    tp, fp, tn, fn = counts.unbind(-1)
+    defined = (tp + fn > 0) & (tn + fp > 0)
+    return torch.where(defined.to(values.device), values, torch.full_like(values, NAN))
+
+
+def _divide(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den``, NaN where ``den`` is 0 (the module's rule)."""
+    return torch.where(den > 0, num / den.clamp_min(1), torch.full_like(num, NAN))
+
+
+def attribute_metrics(counts: Tensor) -> dict[str, Tensor]:
+    """Per-attribute accuracy, balanced accuracy and F1 from :func:`confusion_counts` (NaN where a
+    denominator is empty, as :meth:`Counts.rates`)."""
+    tp, fp, tn, fn = counts.unbind(-1)
+    return {
+        "acc": _divide(tp + tn, tp + fp + tn + fn),
+        "balanced_acc": 0.5 * (_divide(tp, tp + fn) + _divide(tn, tn + fp)),
+        "f1": _divide(2 * tp, 2 * tp + fp + fn),
+    }
