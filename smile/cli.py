@@ -31,7 +31,13 @@ from smile.photos.dataset import predict_shorthands
 from smile.system import AttributeClassifier
 from smile.training import resume
 from smile.training.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
-from smile.training.checkpoints import LOG_ROOT, load_checkpoint, resolve_checkpoint, run_folder
+from smile.training.checkpoints import (
+    LOG_ROOT,
+    checkpoint_settings,
+    load_checkpoint,
+    resolve_checkpoint,
+    run_folder,
+)
 from smile.training.resume import ResumableTraining
 
 PROG = "smile"
@@ -192,11 +198,9 @@ def checkpoint_arguments(args: list[str]) -> list[str]:
     path = resolve_checkpoint(value)
     if str(path) != value:
         say(f"Using checkpoint {path}")
-    checkpoint = load_checkpoint(path)
-    internal = ("_instantiator", "_class_path")
-    model = {k: v for k, v in checkpoint["hyper_parameters"].items() if k not in (*internal, "attributes")}
-    data = {k: v for k, v in checkpoint.get("datamodule_hyper_parameters", {}).items() if k not in internal}
-    defaults: dict = {"model": model, "data": data}
+    settings = checkpoint_settings(load_checkpoint(path))
+    model = {key: value for key, value in settings.model.items() if key != "attributes"}  # the data's
+    defaults: dict = {"model": model, "data": settings.data}
     run = run_folder(path)
     configs = []
     if run is not None:

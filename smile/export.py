@@ -53,7 +53,7 @@ from smile.errors import SmileError
 from smile.io import atomic_write
 from smile.recipe import flip_averaged
 from smile.system import AttributeClassifier
-from smile.training.checkpoints import load_checkpoint, resolve_checkpoint
+from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
 
 FORMATS = ("onnx", "pt2")
 SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
@@ -145,8 +145,8 @@ def _load(
     checkpoint = load_checkpoint(path)
     classifier = AttributeClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     classifier.eval()
-    data = checkpoint.get("datamodule_hyper_parameters", {})
-    size = int(data.get("image_size", 64))
+    settings = checkpoint_settings(checkpoint)
+    size = int(settings.data.get("image_size", 64))
     transform = eval_transform(size)
     before, after = split_transform(transform)
     model = ProbabilityModel.from_classifier(classifier, after, uint8=input_dtype == "uint8")
@@ -161,7 +161,6 @@ def _load(
         f"antialiasing (torchvision Resize on a PIL image, i.e. PIL's BILINEAR), and give the RGB channels "
         f"in NCHW layout as {input_dtype}: {scaling}."
     )
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
     metadata = {
         "format_version": 1,
         "attributes": list(classifier.attributes),
@@ -189,7 +188,7 @@ def _load(
             "epoch": checkpoint.get("epoch"),
             "global_step": checkpoint.get("global_step"),
         },
-        "model": hparams,
+        "model": settings.model,
         "producer": {"smile": _version("smile"), "torch": torch.__version__, "exporter": "torch.export"},
     }
     return classifier, model, metadata

@@ -74,9 +74,9 @@ class AttributeClassifier(pl.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        self.attributes = resolve_attributes(attributes)
+        # The CLI links the data module's resolved list here; names are checked again for Python callers
+        attributes = self.attributes = resolve_attributes(attributes)
         self.save_hyperparameters()
-        self.hparams.attributes = self.attributes
         self.net = build_network(net, len(self.attributes), **(net_kwargs or {}))
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)

@@ -109,12 +109,11 @@ class CelebADataModule(pl.LightningDataModule):
         augment: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
-        self.attributes = resolve_attributes(attributes)
+        # Resolved once, here ("all" -> the 40), before the hyper-parameters are saved from the arguments:
+        # the CLI links this list to the model, and Lightning refuses to log hyper-parameters that the
+        # model and the data module hold with different values.
+        attributes = self.attributes = resolve_attributes(attributes)
         self.save_hyperparameters()
-        # The resolved names ("all" -> the 40), as the model keeps them: Lightning refuses to log
-        # hyper-parameters that the model and the data module hold with different values.
-        self.hparams.attributes = self.attributes
-        self._hparams_initial.attributes = list(self.attributes)
         for name, value in (
             ("train_subset", train_subset),
             ("val_subset", val_subset),

@@ -23,7 +23,7 @@ from smile.evaluation.curves import read_curves
 from smile.evaluation.metrics import CRITERIA
 from smile.evaluation.report import DEFAULT_GROUPS, MIN_TUNE_COUNT, Predictions, tuning_note, write_report
 from smile.io import fresh_path
-from smile.training.checkpoints import load_checkpoint, resolve_checkpoint, run_folder
+from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint, run_folder
 
 REPORT_DIR = "report"
 
@@ -338,16 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     if str(path) != args.ckpt_path:
         print(f"Using checkpoint {path}", file=sys.stderr)
     checkpoint = load_checkpoint(path)
-    internal = ("_instantiator", "_class_path")
-    model_hp = {k: v for k, v in checkpoint["hyper_parameters"].items() if k not in internal}
-    data_hp = {
-        k: v for k, v in checkpoint.get("datamodule_hyper_parameters", {}).items() if k not in internal
-    }
+    settings = checkpoint_settings(checkpoint)
+    model_hp, data_hp = settings.model, settings.data
     if not data_hp:
         raise CheckpointError(
             f"{path} holds no data settings (datamodule_hyper_parameters); train it with the CLI"
         )
-    data_hp["attributes"] = model_hp["attributes"]
+    data_hp["attributes"] = model_hp["attributes"]  # the model's list (the same, for CLI-trained runs)
     for key, value in (
         ("root", args.root),
         ("batch_size", args.batch_size),

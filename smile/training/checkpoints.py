@@ -103,6 +103,28 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class CheckpointSettings:
+    """The settings a checkpoint was trained with: the model's and the data module's arguments, as
+    LightningCLI saved them, less its private ``_`` keys (``_instantiator``, ``_class_path``)."""
+
+    model: dict[str, Any]
+    data: dict[str, Any]
+
+
+def checkpoint_settings(checkpoint: dict[str, Any]) -> CheckpointSettings:
+    """The :class:`CheckpointSettings` of a checkpoint from :func:`load_checkpoint` (``data`` is empty
+    when it was trained without the data module, e.g. by a script)."""
+
+    def public(hparams: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in hparams.items() if not key.startswith("_")}
+
+    return CheckpointSettings(
+        model=public(checkpoint["hyper_parameters"]),
+        data=public(checkpoint.get("datamodule_hyper_parameters", {})),
+    )
+
+
+@dataclass(frozen=True)
 class RunFolder:
     """A run's TensorBoard folder ``save_dir/name/version``."""
 
