@@ -6,11 +6,10 @@ written as JSON. It selects nothing on the test split and reports none.
 
     PYTHONPATH=. python benchmarks/ablation.py --root ../shared/celeba-sample [--jobs 2]
 
-The images are decoded once into memory (the decoded cache, ``data.cache``) and every run uses a lean training loop
-with the project's own parts (networks from :mod:`smile.models`, :mod:`smile.recipe`,
-:mod:`smile.data.augment`) on one thread per run, so that the table measures the recipe rather than
-JPEG decoding. The CLI (``python -m smile fit --config configs/smile-plus.yaml``) trains the same
-recipe through Lightning; the final figures in docs/recipe.md come from it.
+Every run is the project's own LightningModule (:class:`smile.system.AttributeClassifier`), data module
+(the decoded cache, ``data.cache``, so that the table measures the recipe rather than JPEG decoding) and
+Lightning Trainer, one thread per run: what ``python -m smile fit`` runs, without the checkpoints and
+logs. A run's training time includes its validation after each epoch.
 
 Each run's validation accuracy is measured after its last epoch (no checkpoint selection). The EMA and
 flip-averaging (TTA) rows change only evaluation, so they are read off the previous row's run.
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -30,14 +28,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
-from smile.data.augment import BatchAugment, take_windows
 from smile.data.datamodule import CelebADataModule
-from smile.models import build_network
-from smile.recipe import build_optimizer, build_scheduler, ema_model, flip_averaged, smooth_targets
+from smile.system import AttributeClassifier
 
 AUGMENT = {
     "brightness": 0.2,
@@ -107,89 +102,83 @@ def recipe_runs(original_epochs: int) -> list[Run]:
     return [replace(original, epochs=original_epochs), bn, resnet, spatial, adamw, smooth, augment]
 
 
-def load_split(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    data = CelebADataModule(root=root, cache=True, num_workers=0)
-    data.setup()
-    cache = data.split_cache(split)
-    return torch.from_numpy(np.array(cache.images)), torch.from_numpy(cache.labels.astype(np.float32))
+PRECISION = {"bf16": "bf16-mixed", "32": "32-true"}
 
 
-PRECISION = {"bf16": True, "32": False}
+class ValidationCurve(pl.Callback):
+    """Validation accuracy after each training epoch."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # the epoch's validation has run (and the module has logged it) by now
+        self.values.append(float(trainer.callback_metrics["val/acc"]))
 
 
-@torch.inference_mode()
-def evaluate(
-    net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, tta: bool = False, bf16: bool = False
-) -> float:
-    net.eval()
-    correct = 0
-    for start in range(0, len(images), 250):
-        x = take_windows(images[start : start + 250], 64, train=False).contiguous(
-            memory_format=torch.channels_last
-        )
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = (flip_averaged(net, x) if tta else net(x)).float()
-        correct += ((logits > 0).float() == labels[start : start + 250]).sum().item()
-    return correct / len(images)
+def validate(trainer: pl.Trainer, model: AttributeClassifier, data: CelebADataModule) -> float:
+    return float(trainer.validate(model, datamodule=data, verbose=False)[0]["val/acc"])
 
 
-def train(
-    run: Run, data: dict[str, tuple[torch.Tensor, torch.Tensor]], epochs: int, seed: int, bf16: bool
-) -> dict:
+def train(run: Run, settings: dict[str, Any], epochs: int, seed: int, precision: str) -> dict:
     """Train one run; its validation accuracy after each epoch and, at the end, with EMA/TTA."""
     torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    images, labels = data["train"]
-    val_images, val_labels = data["val"]
-    net = build_network(run.net, 1, **run.net_kwargs).to(memory_format=torch.channels_last)
-    steps = math.ceil(len(images) / run.batch_size)
-    optimizer = build_optimizer(net, run.optimizer, run.lr, run.weight_decay)
-    scheduler = build_scheduler(optimizer, run.scheduler, steps * epochs, round(run.warmup_epochs * steps))
-    ema = ema_model(net, run.ema_decay) if run.ema_decay else None
-    augment = BatchAugment(**run.augment) if run.augment else None
-    curve, wall, cpu = [], 0.0, 0.0
-    for _ in range(epochs):
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        net.train()
-        order = torch.randperm(len(images))
-        for start in range(0, len(images), run.batch_size):
-            index = order[start : start + run.batch_size]
-            x = take_windows(images[index], 64, train=True)
-            if augment is not None:
-                x = augment(x)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = net(x).float()
-            loss = F.binary_cross_entropy_with_logits(
-                logits, smooth_targets(labels[index], run.label_smoothing)
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            if ema is not None:
-                ema.update_parameters(net)
-        wall += time.perf_counter() - wall0
-        cpu += time.process_time() - cpu0
-        curve.append(evaluate(net, val_images, val_labels, bf16=bf16))
-        print(
-            f"  {run.name} epoch {len(curve)}: val {curve[-1]:.4f} ({wall:.0f} s, CPU {cpu:.0f} s)",
-            flush=True,
-        )
-    result = {"val_acc": curve[-1], "val_curve": curve, "train_wall_s": wall, "train_cpu_s": cpu}
-    result["val_acc_tta"] = evaluate(net, val_images, val_labels, tta=True, bf16=bf16)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    data = CelebADataModule(
+        **settings, batch_size=run.batch_size, num_workers=0, cache=True, augment=run.augment or None
+    )
+    model = AttributeClassifier(
+        net=run.net,
+        net_kwargs=run.net_kwargs,
+        lr=run.lr,
+        weight_decay=run.weight_decay,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        warmup_epochs=run.warmup_epochs,
+        label_smoothing=run.label_smoothing,
+        ema_decay=run.ema_decay,
+        channels_last=True,
+        attributes=data.attributes,
+    )
+    curve = ValidationCurve()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=epochs,
+        precision=PRECISION[precision],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[curve],
+    )
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    trainer.fit(model, datamodule=data)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    for epoch, value in enumerate(curve.values, start=1):
+        print(f"  {run.name} epoch {epoch}: val {value:.4f}", flush=True)
+    result = {
+        "val_acc": curve.values[-1],
+        "val_curve": curve.values,
+        "train_wall_s": wall,
+        "train_cpu_s": cpu,
+    }
+    ema, model.ema = model.ema, None  # the trained weights first
     if ema is not None:
-        result["val_acc_ema"] = evaluate(ema.module, val_images, val_labels, bf16=bf16)
-        result["val_acc_ema_tta"] = evaluate(ema.module, val_images, val_labels, tta=True, bf16=bf16)
+        result["val_acc"] = validate(trainer, model, data)
+    model.hparams.tta = True
+    result["val_acc_tta"] = validate(trainer, model, data)
+    if ema is not None:
+        model.ema = ema
+        result["val_acc_ema_tta"] = validate(trainer, model, data)
+        model.hparams.tta = False
+        result["val_acc_ema"] = validate(trainer, model, data)
     return result
 
 
-_DATA: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _worker(run: Run, epochs: int, seed: int, bf16: bool) -> dict:
-    result = train(run, _DATA, run.epochs or epochs, seed, bf16)
+def _worker(run: Run, settings: dict[str, Any], epochs: int, seed: int, precision: str) -> dict:
+    result = train(run, settings, run.epochs or epochs, seed, precision)
     print(f"  done: {run.name}: val {result['val_acc']:.4f} ({result['train_wall_s']:.0f} s)", flush=True)
     return result
 
@@ -272,11 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--precision",
         choices=list(PRECISION),
-        default="bf16",
-        help="bf16: bfloat16 autocast, as trainer.precision bf16-mixed (default; ~1.6x faster on CPUs with "
-        "AVX512-BF16 or AMX); 32: float32",
+        default="32",
+        help="32: float32 (default); bf16: bfloat16 autocast, as trainer.precision bf16-mixed (~1.6x faster "
+        "on CPUs with AVX512-BF16 or AMX, about 10x slower on CPUs without them)",
     )
     parser.add_argument("--limit", type=int, help="train on the first N images only (a smoke test)")
+    parser.add_argument("--cache-dir", help="folder for the decoded cache (data.cache_dir)")
     parser.add_argument("--json", default="ablation.json", help="where to write the results")
     parser.add_argument(
         "--from-json", help="train nothing: rebuild the table from the runs recorded in this file"
@@ -292,30 +282,27 @@ def main(argv: list[str] | None = None) -> int:
         return rebuild(args)
 
     runs = recipe_runs(args.original_epochs)
-    bf16 = PRECISION[args.precision]
     if args.only:
         runs = [run for run in runs if run.name in args.only]
+    settings = {"root": args.root, "cache_dir": args.cache_dir, "train_subset": args.limit}
     start = time.perf_counter()
-    for split in ("train", "val"):
-        _DATA[split] = load_split(args.root, split)
-    if args.limit:
-        _DATA["train"] = (_DATA["train"][0][: args.limit], _DATA["train"][1][: args.limit])
+    CelebADataModule(**settings, cache=True, num_workers=0).setup("fit")  # decode once, before the runs
     load_s = time.perf_counter() - start
-    print(
-        f"Decoded {len(_DATA['train'][0])} train and {len(_DATA['val'][0])} val images in {load_s:.1f} s",
-        flush=True,
-    )
+    print(f"Decoded cache ready in {load_s:.1f} s", flush=True)
 
     results: dict[str, dict] = {}
     if args.jobs > 1:
         # the ends of the table first (the original recipe and the whole new one), then the steps
         order = sorted(runs, key=lambda run: (run is not runs[0] and run is not runs[-1], -(run.epochs or 0)))
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("fork")) as pool:
-            futures = {run.name: pool.submit(_worker, run, args.epochs, args.seed, bf16) for run in order}
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+            futures = {
+                run.name: pool.submit(_worker, run, settings, args.epochs, args.seed, args.precision)
+                for run in order
+            }
             results = {name: future.result() for name, future in futures.items()}
     else:
         for run in runs:
-            results[run.name] = _worker(run, args.epochs, args.seed, bf16)
+            results[run.name] = _worker(run, settings, args.epochs, args.seed, args.precision)
 
     rows = table_rows(runs, results, args.epochs)
     print()

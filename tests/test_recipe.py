@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from smile.cli import main
-from smile.data.augment import BatchAugment, take_windows
+from smile.data.batch_transforms import BatchAugment
 from smile.models import NETWORKS, build_network
 from smile.recipe import build_optimizer, build_scheduler, flip_averaged, lr_factor, smooth_targets
 from smile.system import AttributeClassifier
@@ -73,22 +73,6 @@ def test_resnet_options() -> None:
     assert net(torch.rand(2, 3, 64, 64)).shape == (2, 2)
     with pytest.raises(ValueError, match="blocks has 3 entries"):
         build_network("resnet", 1, widths=[8, 16], blocks=[1, 1, 1])
-
-
-def test_windows_crop_flip_and_centre() -> None:
-    images = torch.arange(2 * 3 * 78 * 64, dtype=torch.float32).reshape(2, 3, 78, 64) % 251
-    images = images.to(torch.uint8)
-    centre = take_windows(images, 64, train=False)
-    assert centre.shape == (2, 3, 64, 64) and centre.dtype == torch.float32
-    assert torch.equal(centre, images[:, :, 7:71].float() / 255)
-    windows = take_windows(images, 64, train=True, generator=torch.Generator().manual_seed(0))
-    for window, image in zip(windows, images.float() / 255):
-        matches = [
-            torch.equal(window, candidate)
-            for top in range(15)
-            for candidate in (image[:, top : top + 64], image[:, top : top + 64].flip(-1))
-        ]
-        assert sum(matches) >= 1
 
 
 def test_batch_augment_keeps_shape_and_range_and_is_identity_when_off() -> None:

@@ -12,8 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from smile.data.augment import BatchAugment
-from smile.data.batch_transforms import transform_cached_batch
+from smile.data.batch_transforms import BatchAugment, transform_cached_batch
 from smile.data.cache import cache_geometry, cached_loader, open_cache, resolve_cache_dir, splits_for
 from smile.data.celeba import resolve_attributes
 from smile.data.dataset import ImageAttributes
@@ -81,7 +80,7 @@ class CelebADataModule(pl.LightningDataModule):
             ``skip``, a ``no_face`` row without probabilities.
         annotate_dir: with ``predict_path``, also write copies of the photos with boxes and labels here.
         augment: further training augmentation on the device, the arguments of
-            :class:`smile.data.augment.BatchAugment` (colour jitter, small affine, random erasing).
+            :class:`smile.data.batch_transforms.BatchAugment` (colour jitter, small affine, random erasing).
     """
 
     def __init__(
