@@ -1,7 +1,7 @@
 """Compare face detectors for CelebA-style alignment of photos (a script, not a test).
 
 Each aligned CelebA image (default: the sample's last 500, ids 005501-006000) is put into a "photo"
-by :func:`smile.photos.faces.make_photo`: scaled 0.7-1.6x, rotated -10..10 degrees, at a random place on a
+by :func:`smile.photos.synthetic.make_photo`: scaled 0.7-1.6x, rotated -10..10 degrees, at a random place on a
 400x400 to 640x480 face-free clutter background, saved as a JPEG (quality 90). Every detector then
 finds and aligns the faces, and since the true aligned->photo transform is known we can measure:
 
@@ -192,7 +192,7 @@ def build_photos(faces: list, seed: int) -> list[tuple[bytes, object]]:
     """JPEG bytes of each face's photo and its aligned->photo transform (seeded per image)."""
     import numpy as np
 
-    from smile.photos.faces import make_photo
+    from smile.photos.synthetic import make_photo
 
     photos = []
     for index, face in enumerate(faces):
@@ -208,7 +208,8 @@ def evaluate(name: str, faces: list, photos: list) -> tuple[dict, list]:
     import numpy as np
     from PIL import Image
 
-    from smile.photos.faces import framing_error, invert_transform, warp
+    from smile.photos.faces import invert_transform, warp
+    from smile.photos.synthetic import framing_error
 
     oracle = name == "oracle"
     aligner = None if oracle else make_aligner(name)
@@ -331,8 +332,8 @@ def calibrate(seed: int = 1, first: int = 1, num: int = 1000, folder: Path = SAM
         YuNetDetector,
         apply_transform,
         invert_transform,
-        make_photo,
     )
+    from smile.photos.synthetic import make_photo
 
     if not folder.is_dir():
         print("calibrate: the real sample is absent; skipped")

@@ -22,7 +22,7 @@ evaluation transform, batches of 64, called smiling at p >= 0.5.
 ``--pixel-reference`` adds a reference row: ridge regression on the grey pixels of the training split.
 
 ``--photos N`` also puts the first N images of the split into synthetic "photos"
-(:func:`smile.photos.faces.make_photo`: scaled 0.7-1.6x, rotated up to 10 degrees, on clutter, JPEG) and runs
+(:func:`smile.photos.synthetic.make_photo`: scaled 0.7-1.6x, rotated up to 10 degrees, on clutter, JPEG) and runs
 the predict-on-photos path (MTCNN detection and alignment, then the model; the Haar rule on the same
 aligned crops): accuracy there, and how far the model's probabilities on the recovered crops lie from
 those on the original aligned images.
@@ -235,7 +235,8 @@ def run_photos(
     from PIL import Image
 
     from smile.data.pil_transforms import eval_transform
-    from smile.photos.faces import FaceAligner, framing_error, make_photo
+    from smile.photos.faces import FaceAligner
+    from smile.photos.synthetic import framing_error, make_photo
 
     transform = eval_transform(size)
     aligner = FaceAligner("mtcnn")

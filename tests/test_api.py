@@ -8,11 +8,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import face_photos
 import numpy as np
 import pytest
+from helpers import photos as face_photos
+from helpers.cli import QUIET
+from helpers.photos import needs_mtcnn
 from PIL import Image
-from test_photos import QUIET, needs_mtcnn
 
 import smile
 from smile.api import ImageError

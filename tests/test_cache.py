@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from cli_flags import FAST
+from helpers.cli import FAST
 from PIL import Image
 from torchvision import transforms
 

@@ -247,7 +247,7 @@ def test_scan_of_the_real_sample(sample_root: Path) -> None:
 
 
 def test_the_scan_reads_the_kaggle_and_torchvision_layouts(synthetic_root: Path, tmp_path: Path) -> None:
-    from test_layouts import as_kaggle, as_torchvision
+    from helpers.layouts import as_kaggle, as_torchvision
 
     for name, make in (("kaggle", as_kaggle), ("torchvision", as_torchvision)):
         report = scan(make(synthetic_root, tmp_path / name))

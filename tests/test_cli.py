@@ -6,24 +6,14 @@ import csv
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from cli_flags import FAST
+from helpers.cli import FAST, run_smile
 
 from smile.cli import main
-
-
-def run_smile(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m smile ARGS`` in a fresh process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "smile", *args], cwd=cwd, capture_output=True, text=True, timeout=240, env=env
-    )
 
 
 @pytest.fixture(scope="module")

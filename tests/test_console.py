@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_flags import FAST
+from helpers.cli import FAST, run_smile
 
 from smile.cli import COMMANDS, main
 from smile.data.datamodule import CelebADataModule
@@ -30,13 +30,6 @@ NOISE = [
     ("unseeded evaluation", "No seed found"),
     ("traceback", "Traceback"),
 ]
-
-
-def run_smile(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "smile", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
-    )
 
 
 def assert_quiet(result: subprocess.CompletedProcess) -> None:

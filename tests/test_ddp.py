@@ -5,14 +5,13 @@ The default suite runs a 2-process fit (+ test) from JPEGs and one from the deco
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
+from helpers.cli import run_smile
+from helpers.runs import last_scalars
 
 from smile.data.datamodule import CelebADataModule
 from smile.system import AttributeClassifier
@@ -30,29 +29,7 @@ COMMON = [
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2"]
 
 
-def smile(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    tests = Path(__file__).resolve().parent
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]),
-        "PYTHONUNBUFFERED": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "smile", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=400
-    )
-
-
-def logged(run: Path) -> dict[str, float]:
-    """The last value of every scalar the run logged."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    found = {}
-    for events in sorted(run.glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            found[tag] = accumulator.Scalars(tag)[-1].value
-    return found
+smile = run_smile
 
 
 def single_process(root: Path, checkpoint: Path, cache_dir: Path | None = None) -> tuple[dict, dict, list]:
@@ -98,7 +75,7 @@ def test_ddp_two_processes_count_every_sample_once(synthetic_root: Path, tmp_pat
     assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
     for name in ("config.yaml", "environment.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
         assert (run / name).is_file(), name
-    ddp = logged(run)
+    ddp = last_scalars(run)
     # 32 training images, 4 per batch per process: 4 steps
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
 
@@ -133,7 +110,7 @@ def test_ddp_sigterm_mid_epoch_then_resume_is_exact_and_predicts_once(
     forwards it): they agree on one step, save last.ckpt and stop; resuming with 2 processes ends exactly
     like an uninterrupted 2-process run (weights and every logged figure). Then predictions with 2
     processes: one CSV, each image once, equal to one process's."""
-    from test_resume import scalars
+    from helpers.runs import scalars
 
     args = [
         "fit", "--data.root", str(synthetic_root), "--seed_everything", "5", *COMMON, *DDP,
@@ -143,7 +120,7 @@ def test_ddp_sigterm_mid_epoch_then_resume_is_exact_and_predicts_once(
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     reference.mkdir(), interrupted.mkdir()
     assert smile(args, reference).returncode == 0
-    signal_at = '[{"class_path": "interrupt_helpers.SignalAt", "init_args": {"step": 8}}]'
+    signal_at = '[{"class_path": "helpers.interrupts.SignalAt", "init_args": {"step": 8}}]'
     stopped = smile([*args, "--trainer.callbacks", signal_at], interrupted)
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     saved = torch.load(interrupted / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)

