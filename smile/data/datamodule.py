@@ -1,4 +1,9 @@
-"""The CelebA LightningDataModule: finds the data, splits it, and serves transformed batches."""
+"""The CelebA LightningDataModule: finds the data, splits it, and serves transformed batches.
+
+Where the images of a split come from is chosen once, in ``__init__``: :class:`FileSource` (the JPEG
+files, decoded and transformed per image by the loader's workers) or :class:`CacheSource` (the decoded
+cache, cropped and flipped per batch on the device; ``data.cache``). A predict run on ``predict_path``
+reads the user's photos instead (:class:`smile.photos.dataset.PhotoFaces`)."""
 
 from __future__ import annotations
 
@@ -39,6 +44,67 @@ from smile.photos.dataset import PhotoFaces
 
 #: Mixed into the seed of the batch augmentation's generator, apart from the training step's stream.
 _AUGMENT_STREAM = 0x617567
+
+
+class FileSource:
+    """Images decoded from their files by the loader's worker processes, transformed per image
+    (:mod:`smile.data.pil_transforms`): the original notebook's pipeline."""
+
+    #: the sampler yields (epoch, index) pairs, from which each item seeds its random transform
+    seeded_items = True
+
+    def __init__(self, data: CelebADataModule) -> None:
+        self.data = data
+
+    def prepare(self, splits: Sequence[str]) -> None:
+        """Nothing to build ahead of the run."""
+
+    def loader(self, split: str, sampler: EpochSampler, shuffle: bool) -> DataLoader:
+        dataset = self.data.datasets[split]
+        workers = self.data.num_workers
+        return DataLoader(
+            SeededItems(dataset, run_seed()) if shuffle else dataset,
+            batch_size=self.data.hparams.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def on_device(self, batch: Any, training: bool, generator: torch.Generator | None) -> Any:
+        """The batch is the network's input already."""
+        return batch
+
+
+class CacheSource:
+    """Images from the decoded cache (:mod:`smile.data.cache`), sliced in batches of uint8 and cropped
+    and flipped on the device (:mod:`smile.data.batch_transforms`)."""
+
+    seeded_items = False
+
+    def __init__(self, data: CelebADataModule) -> None:
+        self.data = data
+
+    def prepare(self, splits: Sequence[str]) -> None:
+        """Build the caches of ``splits`` (one process per node; the others then find them built)."""
+        for split in splits:
+            if split in self.data.datasets:  # a missing one is reported by setup(stage)
+                self.data.split_cache(split)
+
+    def loader(self, split: str, sampler: EpochSampler, shuffle: bool) -> DataLoader:
+        hparams = self.data.hparams
+        return cached_loader(
+            self.data.split_cache(split),
+            hparams.batch_size,
+            sampler,
+            self.data.trainer,
+            hparams.cache_on_device,
+        )
+
+    def on_device(self, batch: Any, training: bool, generator: torch.Generator | None) -> Any:
+        return transform_cached_batch(
+            batch, cache_geometry(self.data.hparams.image_size), training, generator
+        )
 
 
 def default_num_workers() -> int:
@@ -131,6 +197,7 @@ class CelebADataModule(pl.LightningDataModule):
         self._train_sampler: EpochSampler | None = None
         self._resume_position: Position | None = None
         self.augment = BatchAugment(**augment) if augment else None
+        self.source: FileSource | CacheSource = CacheSource(self) if cache else FileSource(self)
 
     @property
     def num_attributes(self) -> int:
@@ -146,11 +213,9 @@ class CelebADataModule(pl.LightningDataModule):
 
             if not is_complete(self.root):
                 generate_dataset(self.root, self.hparams.synthetic_images, seed=self.hparams.synthetic_seed)
-        if self.hparams.cache:
+        if isinstance(self.source, CacheSource):
             self.setup()
-            for split in splits_for(self.trainer):
-                if split in self.datasets:  # a missing one is reported by setup(stage)
-                    self.split_cache(split)
+            self.source.prepare(splits_for(self.trainer))
 
     def _predicting_photos(self, stage: str | None = None) -> bool:
         """Whether this is a predict run on ``predict_path`` (which needs nothing under ``root``)."""
@@ -227,8 +292,8 @@ class CelebADataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         """Batches of ``split``; the order (and, for training, the augmentation) depends only on the
         seed, the epoch and the sample (see :mod:`smile.data.sampling`). Under DDP each process gets its
-        share; evaluation shares are not padded, so every sample is evaluated exactly once. With
-        ``cache``, the batches are sliced from the decoded cache in the same order."""
+        share; evaluation shares are not padded, so every sample is evaluated exactly once. The batches
+        come from :attr:`source` in that order."""
         length = len(self.datasets[split])
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
@@ -241,30 +306,14 @@ class CelebADataModule(pl.LightningDataModule):
                 seed=run_seed(),
                 num_replicas=world,
                 rank=rank,
-                with_epoch=not self.hparams.cache,
+                with_epoch=self.source.seeded_items,
                 epoch=position.epoch,
                 skip=position.batches * self.hparams.batch_size,
             )
             self._train_sampler = sampler
         else:
             sampler = EpochSampler(length, shuffle=False, num_replicas=world, rank=rank, pad=False)
-        if self.hparams.cache:
-            return cached_loader(
-                self.split_cache(split),
-                self.hparams.batch_size,
-                sampler,
-                trainer,
-                self.hparams.cache_on_device,
-            )
-        dataset = self.datasets[split]
-        return DataLoader(
-            SeededItems(dataset, run_seed()) if shuffle else dataset,
-            batch_size=self.hparams.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return self.source.loader(split, sampler, shuffle)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints: where training stands in the data, so a resumed epoch goes on from there."""
@@ -281,10 +330,7 @@ class CelebADataModule(pl.LightningDataModule):
         trainer = self.trainer
         training = trainer is not None and trainer.training
         generator = self._batch_generator() if training else None
-        if self.hparams.cache:
-            batch = transform_cached_batch(
-                batch, cache_geometry(self.hparams.image_size), training, generator
-            )
+        batch = self.source.on_device(batch, training, generator)
         if self.augment is None or not training:
             return batch
         images, *rest = batch
