@@ -1,4 +1,5 @@
-"""Atomic file writes: a kill mid-write leaves the previous file, never a truncated one."""
+"""File writes that lose nothing: atomic writes (a kill mid-write leaves the previous file, never a
+truncated one) and fresh output paths (a new output never replaces an earlier one)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The LightningModule: a network from :mod:`smile.models`, BCE loss, Adam, per-attribute metrics.
+"""The LightningModule: a network from :mod:`smile.models`, BCE loss, the recipe's optimiser and schedule,
+per-attribute metrics (:mod:`smile.evaluation.metrics`).
 
 The recipe options (optimizer, scheduler, label smoothing, weight averaging, flip averaging; see
 :mod:`smile.recipe`) default to the original notebook's recipe."""

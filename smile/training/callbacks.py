@@ -1,4 +1,5 @@
-"""Callbacks the CLI adds to every run: the predictions CSV and the run's config record."""
+"""Callbacks the CLI adds to every run: the predictions CSV (:class:`PredictionWriter`), the run's config
+and environment record (:class:`SaveRunConfig`) and the ``last.ckpt`` that resumes use (:class:`LastCheckpoint`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Find and open checkpoints: ``best``/``last`` aliases, the run folder a checkpoint belongs to."""
+"""Find and open checkpoints: ``best``/``last`` aliases, loading weights only (a checkpoint that would run
+code is refused), the settings a checkpoint was trained with, the run folder it belongs to."""
 
 from __future__ import annotations
 
