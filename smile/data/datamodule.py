@@ -174,11 +174,12 @@ class CelebADataModule(pl.LightningDataModule):
         augment: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
-        # Resolved once, here ("all" -> the 40), before the hyper-parameters are saved from the arguments:
-        # the CLI links this list to the model, and Lightning refuses to log hyper-parameters that the
-        # model and the data module hold with different values.
-        attributes = self.attributes = resolve_attributes(attributes)
+        # Resolved once, here ("all" -> the 40); the CLI links this list to the model. The saved
+        # hyper-parameters hold it too: under LightningCLI they are first saved as given ("all"), and
+        # Lightning refuses to log hyper-parameters that the model and the data module hold differently.
+        self.attributes = resolve_attributes(attributes)
         self.save_hyperparameters()
+        self.save_hyperparameters({**self.hparams, "attributes": self.attributes})
         for name, value in (
             ("train_subset", train_subset),
             ("val_subset", val_subset),
