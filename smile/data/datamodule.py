@@ -87,6 +87,7 @@ class CacheSource:
 
     def prepare(self, splits: Sequence[str]) -> None:
         """Build the caches of ``splits`` (one process per node; the others then find them built)."""
+        self.data.setup()
         for split in splits:
             if split in self.data.datasets:  # a missing one is reported by setup(stage)
                 self.data.split_cache(split)
@@ -214,9 +215,7 @@ class CelebADataModule(pl.LightningDataModule):
 
             if not is_complete(self.root):
                 generate_dataset(self.root, self.hparams.synthetic_images, seed=self.hparams.synthetic_seed)
-        if isinstance(self.source, CacheSource):
-            self.setup()
-            self.source.prepare(splits_for(self.trainer))
+        self.source.prepare(splits_for(self.trainer))
 
     def _predicting_photos(self, stage: str | None = None) -> bool:
         """Whether this is a predict run on ``predict_path`` (which needs nothing under ``root``)."""
