@@ -33,11 +33,10 @@ from torchvision.transforms import functional as F
 
 from smile.data.pil_transforms import eval_transform
 from smile.errors import SmileError
+from smile.evaluation.metrics import DEFAULT_THRESHOLD
 from smile.photos.dataset import celeba_frame, load_photo, rgb_image
 
 ImageInput = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
-#: The decision threshold the training and test metrics use.
-DEFAULT_THRESHOLD = 0.5
 #: Images above this many pixels are refused before decoding (Pillow's own bomb limit is 89 million).
 DEFAULT_MAX_PIXELS = 50_000_000
 
@@ -50,7 +49,7 @@ class ImageError(SmileError, ValueError):
 class FaceRecord:
     """One face of a photo: its index (left to right), box ``(x, y, w, h)`` in the photo's pixels (after
     EXIF rotation), the detector's score (``None`` for aligned input), a probability per attribute and the
-    decision at the model's threshold."""
+    decision at the attribute's threshold."""
 
     face: int
     box: tuple[int, int, int, int]
@@ -128,8 +127,8 @@ def _array_image(array: np.ndarray, channels: str) -> Image.Image:
 class Predictor:
     """A trained model ready to predict on photos; made by :func:`load`.
 
-    Attributes: ``attributes`` (names, in output order), ``threshold``, ``device``, ``source`` (the file
-    loaded), ``backend`` (``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side).
+    Attributes: ``attributes`` (names, in output order), ``thresholds`` (one per attribute: an attribute
+    is predicted present when its probability is greater), ``device``, ``source`` (the file loaded), ``backend`` (``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side).
     """
 
     def __init__(
@@ -141,19 +140,22 @@ class Predictor:
         device: torch.device,
         detector: str = "auto",
         min_face: int = 40,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.attributes: list[str] = list(metadata["attributes"])
+        saved = metadata.get("thresholds") or {}  # files exported before thresholds were saved: 0.5
+        self.thresholds = np.array(
+            [
+                threshold if threshold is not None else saved.get(name, DEFAULT_THRESHOLD)
+                for name in self.attributes
+            ],
+            dtype=np.float64,
+        )
         self.image_size = int(metadata["input"]["shape"][-1])
         self.uint8_input = metadata["input"]["dtype"] == "uint8"
         self.metadata, self.source, self.backend, self.device = metadata, source, backend, device
-        self.threshold, self.detector, self.min_face, self.max_pixels = (
-            threshold,
-            detector,
-            min_face,
-            max_pixels,
-        )
+        self.detector, self.min_face, self.max_pixels = detector, min_face, max_pixels
         self._network = network
         from smile.export import split_transform  # the steps before ToTensor, as in training
 
@@ -208,7 +210,7 @@ class Predictor:
                 box=tuple(int(v) for v in face.box),  # type: ignore[arg-type]
                 score=float(face.score),
                 probabilities={name: float(p) for name, p in zip(self.attributes, row)},
-                predicted={name: bool(p >= self.threshold) for name, p in zip(self.attributes, row)},
+                predicted=dict(zip(self.attributes, self.decide(row).tolist())),
             )
             for index, (face, row) in enumerate(zip(faces, probabilities))
         ]
@@ -239,8 +241,8 @@ class Predictor:
         return self.probabilities(self.tensor(crops))
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
-        """Boolean decisions at :attr:`threshold`."""
-        return np.asarray(probabilities) >= self.threshold
+        """Boolean decisions: each probability greater than its attribute's threshold (:attr:`thresholds`)."""
+        return np.asarray(probabilities) > self.thresholds
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -257,14 +259,15 @@ def load(
     device: str | torch.device | None = "cpu",
     detector: str = "auto",
     min_face: int = 40,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Predictor:
     """Load a checkpoint (a file, or ``best``/``last``: the newest run's) or an exported ``.onnx`` file.
 
     ``device``: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"`` or ``"auto"``. ``detector`` and ``min_face``
-    are those of ``predict`` (``--data.detector``, ``--data.min_face``); ``threshold`` turns probabilities
-    into the records' decisions (0.5, as the training metrics use, by default).
+    are those of ``predict`` (``--data.detector``, ``--data.min_face``); ``threshold``, when given, replaces
+    the model's own per-attribute thresholds (0.5 unless it was trained with ``model.threshold_criterion``)
+    in the records' decisions.
     """
     from smile.training.checkpoints import resolve_checkpoint
 

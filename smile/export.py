@@ -176,9 +176,11 @@ def _load(
             "name": OUTPUT_NAME,
             "shape": ["batch", len(classifier.attributes)],
             "dtype": "float32",
-            "meaning": "probability of each attribute, in the order of 'attributes'; 0.5 is the threshold "
-            "the training metrics use",
+            "meaning": "probability of each attribute, in the order of 'attributes'; an attribute is "
+            "predicted present when its probability is greater than its entry in 'thresholds'",
         },
+        "thresholds": {name: float(t) for name, t in zip(classifier.attributes, classifier.thresholds)},
+        "threshold_criterion": classifier.hparams.get("threshold_criterion"),
         "preprocessing": preprocessing,
         "image_transform": [repr(step) for step in before],
         "built_in_transform": [repr(step) for step in after],

@@ -73,6 +73,19 @@ def smooth_targets(targets: Tensor, epsilon: float) -> Tensor:
     return targets * (1 - epsilon) + epsilon / 2 if epsilon else targets
 
 
+def positive_weights(positive_rates: Tensor, scheme: str) -> Tensor:
+    """BCE's ``pos_weight`` per attribute from its share of positive training images: ``balanced``
+    weighs positives by ``negatives / positives`` (each class then carries equal weight in the loss),
+    ``sqrt`` by its square root (half way, in log scale). Rates are clamped to [1e-3, 1 - 1e-3]."""
+    rates = positive_rates.clamp(1e-3, 1 - 1e-3)
+    odds = (1 - rates) / rates
+    if scheme == "balanced":
+        return odds
+    if scheme == "sqrt":
+        return odds.sqrt()
+    raise OptionError(f"model.positive_weight is {scheme!r}; choose balanced, sqrt or null")
+
+
 def ema_model(net: nn.Module, decay: float) -> AveragedModel:
     """An exponential moving average of ``net``'s weights and buffers (BatchNorm statistics too),
     frozen (no gradients); call ``update_parameters(net)`` after each optimiser step."""

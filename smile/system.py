@@ -1,5 +1,5 @@
 """The LightningModule: a network from :mod:`smile.models`, BCE loss, the recipe's optimiser and schedule,
-per-attribute metrics (:mod:`smile.evaluation.metrics`).
+per-attribute metrics (:mod:`smile.evaluation.metrics`) and per-attribute decision thresholds.
 
 The recipe options (optimizer, scheduler, label smoothing, weight averaging, flip averaging; see
 :mod:`smile.recipe`) default to the original notebook's recipe."""
@@ -12,17 +12,23 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
-from torch import Tensor, nn
+from torch import Tensor
+from torch.nn import functional as F
 from torchmetrics import Metric
 
 from smile.data.celeba import resolve_attributes
-from smile.errors import CheckpointError
+from smile.errors import CheckpointError, OptionError
 from smile.evaluation.metrics import (
+    CRITERIA,
+    DEFAULT_THRESHOLD,
+    EpochOutputs,
     attribute_auroc,
     attribute_metrics,
     attribute_stat_scores,
     auroc_values,
     confusion_counts,
+    decision_counts,
+    tune_thresholds,
 )
 from smile.models import NetworkName, build_network
 from smile.recipe import (
@@ -30,6 +36,7 @@ from smile.recipe import (
     build_scheduler,
     ema_model,
     flip_averaged,
+    positive_weights,
     slow_precision_message,
     smooth_targets,
 )
@@ -56,6 +63,14 @@ class AttributeClassifier(pl.LightningModule):
         channels_last: keep the network's weights and inputs in channels-last memory format, which
             convolutions run faster in on GPUs and with oneDNN on CPUs.
         compile: compile the network with ``torch.compile`` (the checkpoint's keys do not change).
+        threshold_criterion: after each validation, set each attribute's decision threshold to the one
+            that maximises this on the validation split (``acc``, ``balanced_acc`` or ``f1``; attributes
+            with fewer than 20 validation images of a class keep 0.5). The thresholds are saved in every
+            checkpoint with the weights they were tuned for, and test, predict, the Python API and export
+            decide with them. ``null``: 0.5 for every attribute.
+        positive_weight: weigh each attribute's positive images in the loss by ``negatives / positives``
+            of the training split (``balanced``) or its square root (``sqrt``), so that rare attributes
+            are not learnt as "always absent"; ``null``: plain BCE.
     """
 
     def __init__(
@@ -73,6 +88,8 @@ class AttributeClassifier(pl.LightningModule):
         tta: bool = False,
         channels_last: bool = False,
         compile: bool = False,
+        threshold_criterion: Literal["acc", "balanced_acc", "f1"] | None = None,
+        positive_weight: Literal["balanced", "sqrt"] | None = None,
     ) -> None:
         super().__init__()
         # The CLI links the data module's resolved list here; names are checked again for Python callers
@@ -82,12 +99,22 @@ class AttributeClassifier(pl.LightningModule):
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.ema = ema_model(self.net, ema_decay) if ema_decay is not None else None
-        self.loss_fn = nn.BCEWithLogitsLoss()
+        #: BCE's weight of positive images in training (``positive_weight``); set in ``setup``, not saved.
+        self.register_buffer("positive_weights", None, persistent=False)
         self.train_stats = attribute_stat_scores(len(self.attributes))
         self.val_stats = attribute_stat_scores(len(self.attributes))
         self.test_stats = attribute_stat_scores(len(self.attributes))
         self.val_auroc = attribute_auroc(len(self.attributes))
         self.test_auroc = attribute_auroc(len(self.attributes))
+        if threshold_criterion is not None and threshold_criterion not in CRITERIA:
+            raise OptionError(
+                f"model.threshold_criterion is {threshold_criterion!r}; choose one of {', '.join(CRITERIA)} "
+                "or null"
+            )
+        #: The decision threshold of each attribute: an image is predicted positive when its probability
+        #: is greater. A buffer, so that every checkpoint holds the thresholds of its own weights.
+        self.register_buffer("thresholds", torch.full((len(self.attributes),), DEFAULT_THRESHOLD))
+        self.val_outputs = EpochOutputs()
         #: The last test's probabilities and labels per batch, in loader order (the report reuses them).
         self.test_outputs: list[tuple[Tensor, Tensor]] = []
 
@@ -97,6 +124,19 @@ class AttributeClassifier(pl.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         if self.hparams.get("compile") and getattr(self.net, "_compiled_call_impl", None) is None:
             self.net.compile()
+
+    def setup(self, stage: str) -> None:
+        scheme = self.hparams.get("positive_weight")
+        if stage != "fit" or scheme is None:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not hasattr(datamodule, "positive_rates"):
+            raise OptionError(
+                "model.positive_weight needs the training split's label counts: fit with a "
+                "CelebADataModule (python -m smile fit), or leave it null"
+            )
+        rates = torch.as_tensor(datamodule.positive_rates("train", self.attributes), dtype=torch.float32)
+        self.positive_weights = positive_weights(rates, scheme).to(self.device)
 
     def on_fit_start(self) -> None:
         message = slow_precision_message(self.trainer.precision, self.device.type)
@@ -120,13 +160,20 @@ class AttributeClassifier(pl.LightningModule):
         images, targets = batch
         logits = self(images)
         smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
-        loss = self.loss_fn(logits, smooth_targets(targets, smoothing))
+        weights = self.positive_weights if stage == "train" else None  # val and test losses: plain BCE
+        loss = F.binary_cross_entropy_with_logits(
+            logits, smooth_targets(targets, smoothing), pos_weight=weights
+        )
         probs, labels = logits.detach().sigmoid(), targets.int()
         if stage == "test":
             self.test_outputs.append((probs.float().cpu(), labels.cpu()))
+        if stage == "val" and self.hparams.get("threshold_criterion"):
+            self.val_outputs.update(probs, labels)
+        # training and validation count at 0.5 (a fixed yardstick across epochs); test at the model's thresholds
+        decisions = (probs > self.thresholds).int() if stage == "test" else probs
         if len(self.attributes) == 1:  # binary metrics take (batch,) tensors
-            probs, labels = probs[:, 0], labels[:, 0]
-        self._stats(stage).update(probs, labels)
+            probs, labels, decisions = probs[:, 0], labels[:, 0], decisions[:, 0]
+        self._stats(stage).update(decisions, labels)
         if stage != "train":
             getattr(self, f"{stage}_auroc").update(probs, labels)
         # batch_size as a float: Lightning 2.6 averages the summed sizes over processes in the tensor's own
@@ -166,6 +213,22 @@ class AttributeClassifier(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
+        criterion = self.hparams.get("threshold_criterion")
+        if criterion:
+            probs, labels = self.val_outputs.compute()
+            self.val_outputs.reset()
+            if not self.trainer.sanity_checking:  # a few batches: they would overwrite a resumed model's
+                self.tune_thresholds(probs, labels, criterion)
+
+    def tune_thresholds(self, probs: Tensor, labels: Tensor, criterion: str) -> None:
+        """Set :attr:`thresholds` to those that maximise ``criterion`` on these validation outputs, and log
+        the validation figures at them (``val/acc_tuned``, ``val/balanced_acc_tuned``: tuned on the same
+        images, so optimistic; test tells)."""
+        chosen, _ = tune_thresholds(probs.cpu().numpy(), labels.cpu().numpy(), criterion)
+        self.thresholds.copy_(torch.as_tensor(chosen, dtype=self.thresholds.dtype))
+        values = attribute_metrics(decision_counts(probs > self.thresholds.to(probs.device), labels))
+        self.log("val/acc_tuned", values["acc"].nanmean())
+        self.log("val/balanced_acc_tuned", values["balanced_acc"].nanmean())
 
     def on_test_epoch_start(self) -> None:
         self.test_outputs = []
@@ -193,6 +256,9 @@ class AttributeClassifier(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("state_dict", {})
+        if state and "thresholds" not in state:  # saved before the thresholds were: 0.5 for all
+            state["thresholds"] = torch.full_like(self.thresholds, DEFAULT_THRESHOLD)
         saved = list(checkpoint.get("hyper_parameters", {}).get("attributes", []))
         if saved and saved != self.attributes:
             raise CheckpointError(

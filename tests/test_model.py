@@ -8,6 +8,7 @@ import torch
 from smile.models import build_network
 from smile.models.layers import Dropout
 from smile.models.original import OriginalCNN
+from smile.recipe import positive_weights
 from smile.system import AttributeClassifier
 
 
@@ -35,11 +36,10 @@ def test_unknown_network_argument_names_the_accepted_ones() -> None:
         build_network("resnet", 1, blokcs=1)
 
 
-def test_system_predicts_probabilities_and_uses_bce_with_logits() -> None:
+def test_system_predicts_probabilities() -> None:
     system = AttributeClassifier(attributes=["Smiling", "Male"]).eval()
     probs = system.predict_step(torch.rand(4, 3, 64, 64), 0)
     assert probs.shape == (4, 2) and ((probs >= 0) & (probs <= 1)).all()
-    assert isinstance(system.loss_fn, torch.nn.BCEWithLogitsLoss)
     assert system.hparams.attributes == ["Smiling", "Male"]
 
 
@@ -65,3 +65,12 @@ def test_cpu_dropout_is_torchs_dropout_function(p: float, dtype: torch.dtype) ->
 def test_cpu_dropout_keeps_channels_last() -> None:
     x = torch.rand(2, 8, 4, 4).contiguous(memory_format=torch.channels_last)
     assert Dropout(0.5)(x).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_positive_weights_balance_each_attributes_classes() -> None:
+    rates = torch.tensor([0.5, 0.1, 0.02])
+    assert positive_weights(rates, "balanced").tolist() == pytest.approx([1.0, 9.0, 49.0])
+    assert positive_weights(rates, "sqrt").tolist() == pytest.approx([1.0, 3.0, 7.0])
+    assert positive_weights(torch.tensor([0.0]), "balanced").item() == pytest.approx(999.0)  # clamped
+    with pytest.raises(ValueError, match="model.positive_weight is 'inverse'; choose balanced, sqrt or null"):
+        positive_weights(rates, "inverse")

@@ -64,21 +64,34 @@ def test_list_photos_walks_folders_and_skips_hidden_and_excluded(tmp_path: Path)
         list_photos(tmp_path / "missing")
 
 
-def test_label_lines_show_all_of_few_attributes_or_the_top_positive_ones() -> None:
-    assert label_lines([0.91], ["Smiling"]) == ["Smiling 0.91"]
+def test_label_lines_show_all_of_few_attributes_or_the_top_ones_above_their_thresholds() -> None:
+    assert label_lines([0.91], ["Smiling"], [0.5]) == ["Smiling 0.91"]
     names = ["Smiling", "Male", "Young", "Bald", "Eyeglasses"]
-    assert label_lines([0.9, 0.2, 0.7, 0.6, 0.95], names) == ["Eyeglasses 0.95", "Smiling 0.90", "Young 0.70"]
-    assert label_lines([0.1] * 5, names) == ["no attribute >= 0.5"]
+    half = [0.5] * 5
+    assert label_lines([0.9, 0.2, 0.7, 0.6, 0.95], names, half) == [
+        "Eyeglasses 0.95",
+        "Smiling 0.90",
+        "Young 0.70",
+    ]
+    assert label_lines([0.1] * 5, names, half) == ["no attribute predicted"]
+    # a rare attribute's low threshold lets it in; a high one keeps Young out
+    assert label_lines([0.9, 0.2, 0.7, 0.15, 0.95], names, [0.5, 0.5, 0.8, 0.1, 0.5]) == [
+        "Eyeglasses 0.95",
+        "Smiling 0.90",
+        "Bald 0.15",
+    ]
 
 
 def test_draw_faces_marks_boxes_and_photos_without_a_face() -> None:
     photo = Image.new("RGB", (320, 240), (128, 128, 128))
     row = PhotoRow(Path("x.jpg"), OK, face=0, box=(40, 30, 100, 120), score=0.99)
-    drawn = np.asarray(draw_faces(photo, [(row, [0.8])], ["Smiling"]))
+    drawn = np.asarray(draw_faces(photo, [(row, [0.8])], ["Smiling"], [0.5]))
     assert tuple(drawn[80, 40]) == (40, 220, 60)  # green box edge: smiling
-    drawn = np.asarray(draw_faces(photo, [(row, [0.2])], ["Smiling"]))
+    drawn = np.asarray(draw_faces(photo, [(row, [0.2])], ["Smiling"], [0.5]))
     assert tuple(drawn[80, 40]) == (235, 50, 50)  # red: not smiling
-    banner = np.asarray(draw_faces(photo, [], ["Smiling"]))
+    drawn = np.asarray(draw_faces(photo, [(row, [0.2])], ["Smiling"], [0.1]))
+    assert tuple(drawn[80, 40]) == (40, 220, 60)  # green at the model's own threshold of 0.1
+    banner = np.asarray(draw_faces(photo, [], ["Smiling"], [0.5]))
     assert (banner[:8, :, :] == 0).mean() > 0.5 and (banner[120:] == 128).all()
 
 

@@ -14,7 +14,14 @@ from PIL import Image
 from torchmetrics.functional.classification import binary_auroc, binary_calibration_error
 
 from smile.evaluation import metrics as m
-from smile.evaluation.report import Predictions, compute_metrics, confident_errors, markdown, write_report
+from smile.evaluation.report import (
+    Predictions,
+    compute_metrics,
+    confident_errors,
+    markdown,
+    person_agreement,
+    write_report,
+)
 
 ATTRIBUTES = ["Smiling", "Eyeglasses", "Bald"]
 # 12 test images: probabilities and labels for Smiling, Eyeglasses and Bald (no one is bald), and Male.
@@ -292,3 +299,64 @@ def test_best_threshold_beats_every_other_threshold(criterion: str) -> None:
     sweep = [ref_rates(probs, labels, t)[key] for t in np.linspace(0, 1, 1001)]
     assert score == pytest.approx(max(sweep))
     assert ref_rates(probs, labels, threshold)[key] == pytest.approx(score)
+
+
+def test_per_attribute_thresholds_decide_and_the_figures_at_one_half_stay_beside_them(
+    test_set: Predictions,
+) -> None:
+    cuts = [0.5, 0.35, 0.04]  # Eyeglasses and Bald with lower thresholds of their own
+    report = compute_metrics(test_set, threshold=cuts, threshold_source="the model's")
+    rows = report["per_attribute"]
+    assert report["threshold"] is None and report["thresholds"] == dict(zip(ATTRIBUTES, cuts))
+    for k, name in enumerate(ATTRIBUTES):
+        assert close(rows[name]["acc"], ref_rates(TEST_PROBS[:, k], TEST_LABELS[:, k], cuts[k])["acc"])
+        assert rows[name]["threshold"] == cuts[k]
+    assert "at_default" not in rows["Smiling"]
+    assert close(
+        rows["Eyeglasses"]["at_default"]["acc"], ref_rates(TEST_PROBS[:, 1], TEST_LABELS[:, 1], 0.5)["acc"]
+    )
+    half = compute_metrics(test_set)
+    assert close(report["summary"]["mean_acc_at_default"], half["summary"]["mean_acc"])
+    assert close(report["summary"]["mean_balanced_acc_at_default"], half["summary"]["mean_balanced_acc"])
+    text = markdown(report)
+    assert "exceeds each attribute's own threshold (the model's)" in text
+    assert "mean accuracy at threshold 0.5" in text
+    with pytest.raises(ValueError, match="2 thresholds for 3 attributes"):
+        compute_metrics(test_set, threshold=[0.5, 0.5])
+
+
+def test_tune_thresholds_per_column_keeps_the_default_without_enough_images() -> None:
+    chosen, tuned = m.tune_thresholds(VAL_PROBS, VAL_LABELS, "acc", min_count=2)
+    assert tuned.tolist() == [True, True, False] and chosen[2] == 0.5
+    for k in (0, 1):
+        assert chosen[k] == m.best_threshold(VAL_PROBS[:, k], VAL_LABELS[:, k], "acc")[0]
+
+
+def test_person_agreement_counts_pairs_of_one_persons_images() -> None:
+    # person 1: labels 1, 1, 0 (3 pairs, 1 agrees); person 2: 0, 0 (1 pair, agrees); person 3: one image;
+    # an image of an unknown person (-1) adds no pair
+    labels = np.array([1, 1, 0, 0, 0, 1, 1])
+    people = np.array([1, 1, 1, 2, 2, 3, -1])
+    result = person_agreement(labels, people)
+    assert result["pairs"] == 4 and result["people"] == 2
+    assert close(result["agreement"], 2 / 4)
+    prevalence = 3 / 6
+    assert close(result["chance"], prevalence**2 + (1 - prevalence) ** 2)
+    # the ceiling 1 - e solves agreement = (1 - e)^2 + e^2: e = 0.5 at agreement 0.5, e = 0 at 1
+    assert close(result["ceiling"], 0.5)
+    steady = person_agreement(np.array([1, 1, 0, 0]), np.array([1, 1, 2, 2]))
+    assert close(steady["agreement"], 1.0) and close(steady["ceiling"], 1.0)
+    labels = np.array([1, 0] * 50)
+    assert math.isnan(person_agreement(labels, np.arange(100))["agreement"])  # no person twice
+
+
+def test_the_report_gives_same_person_agreement_for_the_noisy_labels(test_set: Predictions) -> None:
+    people = np.array([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3])
+    with_people = Predictions(ATTRIBUTES, TEST_PROBS, TEST_LABELS, split="test", identities=people)
+    report = compute_metrics(with_people)
+    row = report["per_attribute"]["Smiling"]["person_agreement"]
+    assert row == person_agreement(TEST_LABELS[:, 0], people)
+    text = markdown(report)
+    assert "same-person agreement" in text and "## Noisy labels" in text
+    noisy = Predictions(["Oval_Face"], TEST_PROBS[:, :1], TEST_LABELS[:, :1], split="test", identities=people)
+    assert "| Oval_Face |" in markdown(compute_metrics(noisy)).split("## Noisy labels")[1]

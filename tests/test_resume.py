@@ -150,7 +150,8 @@ def test_ctrl_c_mid_epoch_finishes_the_batch_saves_and_stops(
 ) -> None:
     """Ctrl-C takes SIGTERM's path (whose resume the test above checks) instead of Lightning's abrupt stop."""
     step = BATCHES + 1
-    before = signal.getsignal(signal.SIGINT)  # default_int_handler; SIG_IGN when pytest started in the background
+    # default_int_handler; SIG_IGN when pytest started in the background
+    before = signal.getsignal(signal.SIGINT)
     code = run_interrupted(tmp_path, fit_args(synthetic_root, *interrupt_at(step, signal.SIGINT)))
     assert code == 128 + signal.SIGINT
     err = capsys.readouterr().err

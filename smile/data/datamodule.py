@@ -26,6 +26,7 @@ from smile.data.layouts import (
     CelebALayout,
     detect_layout,
     read_attributes,
+    read_identities,
     read_partition,
     split_files,
 )
@@ -365,6 +366,23 @@ class CelebADataModule(pl.LightningDataModule):
             return [self.photos.rows[i].image for i in self.photos.row_of]
         dataset = self.datasets["test"]
         return [dataset.image_dir / name for name in dataset.files]
+
+    def positive_rates(self, split: str, names: Sequence[str]) -> np.ndarray:
+        """The share of ``split``'s images labelled positive, per attribute of ``names`` (after
+        ``setup``; ``train_subset`` counts as chosen)."""
+        return self.split_annotations(split, names)[1].mean(axis=0)
+
+    def split_identities(self, split: str) -> np.ndarray | None:
+        """The person of each image of ``split`` in loader order (-1 where unlisted), from
+        ``identity_CelebA.txt``; ``None`` when the copy has no identity file."""
+        if self.layout is None or self.table is None or split not in self.split_rows:
+            raise RuntimeError("call setup() first")
+        if self.layout.identity is None:
+            return None
+        identities = read_identities(self.layout.identity)
+        return np.array(
+            [identities.get(self.table.files[i], -1) for i in self.split_rows[split]], dtype=np.int64
+        )
 
     def split_annotations(self, split: str, names: Sequence[str]) -> tuple[list[Path], np.ndarray]:
         """The image files of ``split`` in loader order, and their 0/1 labels for ``names`` (any of the

@@ -232,6 +232,19 @@ def read_partition(path: str | Path) -> dict[str, int]:
     return partition
 
 
+def read_identities(path: str | Path) -> dict[str, int]:
+    """Read ``identity_CelebA.txt`` (``file person``): file name -> person number."""
+    path = Path(path)
+    identities: dict[str, int] = {}
+    for number, fields in _rows(path):
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise DataError(
+                f"{path}, line {number}: expected '<file> <person number>', found {' '.join(fields)!r}"
+            )
+        identities[fields[0]] = int(fields[1])
+    return identities
+
+
 def split_files(
     table: AttributeTable, partition: dict[str, int], partition_path: Path
 ) -> dict[str, np.ndarray]:

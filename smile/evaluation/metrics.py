@@ -10,6 +10,7 @@ undefined figure cannot pass for a measured one.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,10 +19,16 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.classification import BinaryAUROC, BinaryStatScores, MultilabelAUROC, MultilabelStatScores
 from torchmetrics.functional.classification import binary_auroc, binary_calibration_error, binary_roc
+from torchmetrics.utilities import dim_zero_cat
 
 NAN = float("nan")
 #: Threshold-selection criteria for :func:`best_threshold`.
 CRITERIA = ("acc", "balanced_acc", "f1")
+#: Validation images of each class an attribute needs before its threshold is tuned: a threshold tuned
+#: on a handful of images fits their noise.
+MIN_TUNE_COUNT = 20
+#: The decision threshold of an attribute whose threshold is not tuned.
+DEFAULT_THRESHOLD = 0.5
 
 
 def _ratio(num: float, den: float) -> float:
@@ -189,6 +196,34 @@ def best_threshold(probs: np.ndarray, labels: np.ndarray, criterion: str = "acc"
     return float(np.clip(candidates[chosen], 0.0, 1.0)), float(score[chosen])
 
 
+def tune_thresholds(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    criterion: str = "acc",
+    min_count: int = MIN_TUNE_COUNT,
+    default: float = DEFAULT_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per attribute (column of ``(images, attributes)`` arrays): the :func:`best_threshold` for
+    ``criterion``, and whether it was tuned. An attribute with fewer than ``min_count`` images of either
+    class keeps ``default``."""
+    probs = np.asarray(probs, dtype=np.float64).reshape(len(probs), -1)
+    labels = np.asarray(labels).reshape(len(labels), -1)
+    thresholds = np.full(probs.shape[1], default, dtype=np.float64)
+    tuned = np.zeros(probs.shape[1], dtype=bool)
+    for k in range(probs.shape[1]):
+        positives = int(labels[:, k].sum())
+        if min(positives, len(labels) - positives) >= min_count:
+            thresholds[k] = best_threshold(probs[:, k], labels[:, k], criterion)[0]
+            tuned[k] = True
+    return thresholds, tuned
+
+
+def present(probs: Sequence[float], attributes: Sequence[str], thresholds: Sequence[float]) -> str:
+    """The attributes whose probability is greater than their threshold, space-separated (the
+    ``predicted`` column of the predictions CSVs)."""
+    return " ".join(name for name, p, t in zip(attributes, probs, thresholds) if p > t)
+
+
 def group_slices(
     probs: np.ndarray, labels: np.ndarray, group: np.ndarray, names: tuple[str, str], threshold: float = 0.5
 ) -> dict[str, dict[str, float]]:
@@ -251,9 +286,43 @@ def attribute_auroc(num_attributes: int) -> Metric:
     return MultilabelAUROC(num_labels=num_attributes, average=None)
 
 
+class EpochOutputs(Metric):
+    """An epoch's probabilities and labels, ``(images, attributes)`` each, gathered from every process
+    (to tune the decision thresholds on the whole validation split)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("probs", default=[], dist_reduce_fx="cat")
+        self.add_state("labels", default=[], dist_reduce_fx="cat")
+
+    def update(self, probs: Tensor, labels: Tensor) -> None:
+        self.probs.append(probs.float().reshape(len(probs), -1))
+        self.labels.append(labels.int().reshape(len(labels), -1))
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        return dim_zero_cat(self.probs), dim_zero_cat(self.labels)
+
+
 def confusion_counts(stats: Metric) -> Tensor:
     """``(num_attributes, 4)`` float tensor of tp, fp, tn, fn from a metric of :func:`attribute_stat_scores`."""
     return stats.compute().reshape(-1, 5)[:, :4].float()
+
+
+def decision_counts(decisions: Tensor, labels: Tensor) -> Tensor:
+    """``(num_attributes, 4)`` float tensor of tp, fp, tn, fn from ``(images, attributes)`` 0/1 decisions
+    and labels (as :func:`confusion_counts`)."""
+    predicted, positive = decisions.bool(), labels.bool()
+    return torch.stack(
+        [
+            (predicted & positive).sum(0),
+            (predicted & ~positive).sum(0),
+            (~predicted & ~positive).sum(0),
+            (~predicted & positive).sum(0),
+        ],
+        dim=-1,
+    ).float()
 
 
 def auroc_values(metric: Metric, counts: Tensor) -> Tensor:

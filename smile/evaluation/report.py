@@ -22,14 +22,17 @@ DEFAULT_GROUPS = ("Male", "Young")
 MAX_DEFAULT_PLOTS = 5
 #: ROC curves stored in metrics.json are thinned to about this many points.
 ROC_POINTS = 200
-#: Validation images of each class an attribute needs before its threshold is tuned.
-MIN_TUNE_COUNT = 20
+MIN_TUNE_COUNT = m.MIN_TUNE_COUNT
+#: CelebA labels known to be noisy or ill-defined (published per-attribute accuracies stay near 70-85%);
+#: the report gives their measured agreement between images of the same person.
+NOISY_LABELS = ("Attractive", "Blurry", "Oval_Face", "Pointy_Nose", "Narrow_Eyes")
 
 
 @dataclass
 class Predictions:
     """A split's predictions: ``probs`` and ``labels`` are ``(images, attributes)``; ``groups`` maps a
-    group attribute to its ``(images,)`` 0/1 labels; ``files`` names the images (for the error grid)."""
+    group attribute to its ``(images,)`` 0/1 labels; ``files`` names the images (for the error grid);
+    ``identities`` gives each image's person (``identity_CelebA.txt``; -1 unknown), when known."""
 
     attributes: list[str]
     probs: np.ndarray
@@ -37,6 +40,7 @@ class Predictions:
     files: list[str] = field(default_factory=list)
     groups: dict[str, np.ndarray] = field(default_factory=dict)
     split: str = "test"
+    identities: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.probs = np.asarray(self.probs, dtype=np.float64).reshape(len(self.probs), -1)
@@ -48,6 +52,8 @@ class Predictions:
             )
         if self.files and len(self.files) != len(self.probs):
             raise ValueError(f"{len(self.files)} files for {len(self.probs)} predictions")
+        if self.identities is not None and len(self.identities) != len(self.probs):
+            raise ValueError(f"{len(self.identities)} identities for {len(self.probs)} predictions")
 
     def column(self, attribute: str) -> tuple[np.ndarray, np.ndarray]:
         k = self.attributes.index(attribute)
@@ -56,8 +62,51 @@ class Predictions:
     def select(self, attributes: Sequence[str]) -> Predictions:
         index = [self.attributes.index(name) for name in attributes]
         return Predictions(
-            list(attributes), self.probs[:, index], self.labels[:, index], self.files, self.groups, self.split
+            list(attributes),
+            self.probs[:, index],
+            self.labels[:, index],
+            self.files,
+            self.groups,
+            self.split,
+            self.identities,
         )
+
+
+def person_agreement(labels: np.ndarray, identities: np.ndarray) -> dict[str, float | int]:
+    """How often two images of the same person carry the same label: over all pairs of images of one
+    person (people with one image, or unknown (-1), add none), with ``chance``, the agreement of two
+    labels drawn independently at the split's prevalence, and ``ceiling``, the accuracy a perfect model
+    would score if the trait never changed between a person's photos and each label were flipped
+    independently with one rate ``e`` (agreement ``(1 - e)^2 + e^2``, ceiling ``1 - e``). For such a
+    trait (a nose's shape) disagreement is label noise; for one that changes (blur, a smile), it is
+    partly real, and the ceiling is only a lower bound."""
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    identities = np.asarray(identities).reshape(-1)
+    known = identities >= 0
+    _, person = np.unique(identities[known], return_inverse=True)
+    sizes = np.bincount(person)
+    positives = np.bincount(person, weights=labels[known]).astype(np.int64)
+    pairs = sizes * (sizes - 1) // 2
+    agreeing = positives * (positives - 1) // 2 + (sizes - positives) * (sizes - positives - 1) // 2
+    prevalence = float(labels[known].mean()) if known.any() else m.NAN
+    agreement = float(agreeing.sum() / pairs.sum()) if pairs.sum() else m.NAN
+    return {
+        "agreement": agreement,
+        "pairs": int(pairs.sum()),
+        "people": int(np.sum(sizes > 1)),
+        "chance": prevalence**2 + (1 - prevalence) ** 2,
+        "ceiling": 0.5 * (1 + np.sqrt(max(2 * agreement - 1, 0.0))) if not math.isnan(agreement) else m.NAN,
+    }
+
+
+def per_attribute_thresholds(threshold: float | Sequence[float], attributes: Sequence[str]) -> list[float]:
+    """One threshold per attribute: ``threshold`` for all, or the given list (checked against the names)."""
+    if isinstance(threshold, (int, float)):
+        return [float(threshold)] * len(attributes)
+    values = [float(t) for t in threshold]
+    if len(values) != len(attributes):
+        raise ValueError(f"{len(values)} thresholds for {len(attributes)} attributes")
+    return values
 
 
 def group_names(group_attribute: str) -> tuple[str, str]:
@@ -76,7 +125,8 @@ def compute_metrics(
     test: Predictions,
     val: Predictions | None = None,
     *,
-    threshold: float = 0.5,
+    threshold: float | Sequence[float] = m.DEFAULT_THRESHOLD,
+    threshold_source: str | None = None,
     bins: int = 15,
     criterion: str = "acc",
     min_group_count: int = 20,
@@ -85,7 +135,9 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """Every figure of the report, as a JSON-ready dict (NaN where a figure is undefined).
 
-    Per attribute, at ``threshold``: counts, accuracy, the majority-class baseline (the accuracy of
+    ``threshold``: one for all attributes, or one per attribute (the model's own, which
+    ``threshold_source`` describes); where an attribute's differs from 0.5, its accuracy and balanced
+    accuracy at 0.5 are given too (``at_default``). Per attribute, at its threshold: counts, accuracy, the majority-class baseline (the accuracy of
     always answering the split's more common label), balanced accuracy, precision, TPR, FPR, F1,
     AUROC, ECE and the reliability bins. With ``val``: the threshold that maximises ``criterion`` on
     val, and the test figures at that threshold, for each attribute with at least ``min_tune_count``
@@ -93,16 +145,22 @@ def compute_metrics(
     others keep ``threshold``, marked untuned; with none tuned, the report has no tuned figures). Fairness: accuracy, TPR and FPR within the groups of
     each of ``test.groups``, with the gap between the groups; gaps whose groups hold fewer than
     ``min_group_count`` images behind the metric (images, positives or negatives) are kept but not
-    ranked among the largest.
+    ranked among the largest. With ``test.identities``: each label's agreement between images of the
+    same person (:func:`person_agreement`).
     """
+    cuts = dict(zip(test.attributes, per_attribute_thresholds(threshold, test.attributes)))
+    if val is not None:
+        chosen, tuned_mask = m.tune_thresholds(val.probs, val.labels, criterion, min_tune_count)
     per_attribute: dict[str, dict[str, Any]] = {}
-    for attribute in test.attributes:
+    for k, attribute in enumerate(test.attributes):
         probs, labels = test.column(attribute)
-        counts = m.confusion(probs, labels, threshold)
+        cut = cuts[attribute]
+        counts = m.confusion(probs, labels, cut)
         rates = counts.rates()
         prevalence = counts.positives / counts.n if counts.n else m.NAN
         rel = m.reliability(probs, labels, bins)
         row: dict[str, Any] = {
+            "threshold": cut,
             "n": counts.n,
             "positives": counts.positives,
             "prevalence": prevalence,
@@ -122,17 +180,21 @@ def compute_metrics(
             "mean_prob": float(probs.mean()) if len(probs) else m.NAN,
             "reliability": rel,
         }
+        if cut != m.DEFAULT_THRESHOLD:
+            default = m.confusion(probs, labels, m.DEFAULT_THRESHOLD).rates()
+            row["at_default"] = {"acc": default["acc"], "balanced_acc": default["balanced_acc"]}
+        if test.identities is not None:
+            row["person_agreement"] = person_agreement(labels, test.identities)
         if val is not None:
             val_probs, val_labels = val.column(attribute)
             positives = int(np.sum(val_labels))
-            enough = min(positives, len(val_labels) - positives) >= min_tune_count
-            chosen, val_score = (
-                m.best_threshold(val_probs, val_labels, criterion) if enough else (threshold, m.NAN)
-            )
-            tuned = m.confusion(probs, labels, chosen).rates()
+            enough = bool(tuned_mask[k])
+            tuned_cut = float(chosen[k]) if enough else cut
+            val_score = m.confusion(val_probs, val_labels, tuned_cut).rates()[criterion] if enough else m.NAN
+            tuned = m.confusion(probs, labels, tuned_cut).rates()
             row["tuned"] = {
                 "tuned": enough,
-                "threshold": chosen,
+                "threshold": tuned_cut,
                 f"val_{criterion}": val_score,
                 "val_positives": positives,
                 "val_negatives": len(val_labels) - positives,
@@ -174,6 +236,11 @@ def compute_metrics(
         "mean_auroc": mean_of("auroc"),
         "mean_ece": mean_of("ece"),
     }
+    if any("at_default" in row for row in per_attribute.values()):
+        summary["mean_acc_at_default"] = mean_of("", lambda row: row.get("at_default", row)["acc"])
+        summary["mean_balanced_acc_at_default"] = mean_of(
+            "", lambda row: row.get("at_default", row)["balanced_acc"]
+        )
     if val is not None:
         summary["mean_acc_tuned"] = mean_of("", lambda row: row["tuned"]["acc"])
         summary["mean_balanced_acc_tuned"] = mean_of("", lambda row: row["tuned"]["balanced_acc"])
@@ -185,7 +252,7 @@ def compute_metrics(
             if attribute == group_attribute:
                 continue  # within its own groups an attribute has only positives or only negatives
             probs, labels = test.column(attribute)
-            slices = m.group_slices(probs, labels, group, group_names(group_attribute), threshold)
+            slices = m.group_slices(probs, labels, group, group_names(group_attribute), cuts[attribute])
             fairness[group_attribute][attribute] = {"groups": slices, "gaps": m.gaps(slices, min_group_count)}
     largest: dict[str, Any] = {}
     for metric in m.GAP_SUPPORT:
@@ -197,9 +264,12 @@ def compute_metrics(
                     best = {"gap": gap["gap"], "attribute": attribute, "group": group_attribute}
         largest[metric] = best
 
+    uniform = len(set(cuts.values())) <= 1
     return {
         "split": test.split,
-        "threshold": threshold,
+        "threshold": next(iter(cuts.values()), m.DEFAULT_THRESHOLD) if uniform else None,
+        "thresholds": cuts,
+        "threshold_source": threshold_source,
         "threshold_criterion": criterion if val is not None else None,
         "val_split_images": len(tuning_val.probs) if tuning_val is not None else None,
         "min_tune_count": min_tune_count,
@@ -266,6 +336,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str | No
     return lines
 
 
+def threshold_phrase(report: dict[str, Any]) -> str:
+    """``0.5``, or what the per-attribute thresholds are."""
+    if report["threshold"] is not None:
+        return f"{report['threshold']:g}"
+    return "each attribute's own threshold" + (
+        f" ({report['threshold_source']})" if report.get("threshold_source") else ""
+    )
+
+
 def tuning_note(report: dict[str, Any]) -> str:
     """One sentence on the thresholds tuned on the validation split, or why there are none."""
     images, least, untuned = (
@@ -276,18 +355,57 @@ def tuning_note(report: dict[str, Any]) -> str:
     if report["threshold_criterion"] is None:
         return (
             f"Thresholds not tuned: the validation split ({images} images) holds fewer than {least} images "
-            f"of each class for every attribute, so all figures are at {report['threshold']:g}."
+            f"of each class for every attribute, so all figures are at {threshold_phrase(report)}."
         )
     note = (
         f"Tuned thresholds maximise {report['threshold_criterion']} on the validation split ({images} "
         f"images) and are then applied to {report['split']} unchanged"
     )
     if untuned:
-        note += (
-            f"; {', '.join(untuned)} keep {report['threshold']:g} (fewer than {least} validation images of "
-            "one class)"
-        )
+        keep = threshold_phrase(report) if report["threshold"] is not None else "their own threshold"
+        note += f"; {', '.join(untuned)} keep {keep} (fewer than {least} validation images of one class)"
     return note + "."
+
+
+def noisy_label_notes(report: dict[str, Any]) -> list[str]:
+    """What the same-person agreement says, and the figures of :data:`NOISY_LABELS`."""
+    per = report["per_attribute"]
+    known = [name for name in per if "person_agreement" in per[name]]
+    if not known:
+        return []
+    first = per[known[0]]["person_agreement"]
+    lines = [
+        f"*Same-person agreement*: the share of pairs of {report['split']} images of one person "
+        f"({first['pairs']} pairs, {first['people']} people with two or more images) whose labels agree; "
+        "*chance* is the agreement of two labels drawn at random at the split's prevalence. For a trait a "
+        "person keeps between photos (the shape of a nose or face) every disagreement is label noise, and "
+        "*ceiling* is the accuracy a perfect model would score against labels flipped at the rate that "
+        "explains the agreement; for a trait that changes (blur, a smile, narrowed eyes) part of the "
+        "disagreement is real and the ceiling is only a lower bound.",
+        "",
+    ]
+    rows = []
+    for name in [n for n in NOISY_LABELS if n in known]:
+        r, a = per[name], per[name]["person_agreement"]
+        rows.append(
+            [
+                name,
+                _f(a["agreement"], 3),
+                _f(a["chance"], 3),
+                _f(a["ceiling"], 3),
+                _f(r["acc"]),
+                _f(r["majority_baseline"]),
+            ]
+        )
+    if rows:
+        lines += [
+            "Labels known to be noisy or ill-defined in CelebA:",
+            "",
+            *_table(
+                ["attribute", "same-person agreement", "chance", "ceiling", "model acc", "majority"], rows
+            ),
+        ]
+    return lines
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -302,7 +420,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["- " + d for d in details] + [""]
     lines += [
         f"Split **{report['split']}**, {s['num_images']} images, {s['num_attributes']} attributes. An image is "
-        f"predicted positive when its probability exceeds {report['threshold']:g}.",
+        f"predicted positive when its probability exceeds {threshold_phrase(report)}.",
         "",
         "## Summary",
         "",
@@ -310,11 +428,16 @@ def markdown(report: dict[str, Any]) -> str:
     rows = [
         [f"mean accuracy over {s['num_attributes']} attributes", _f(s["mean_acc"])],
         ["mean majority-class baseline (always the more common label)", _f(s["mean_majority_baseline"])],
-        ["mean balanced accuracy", _f(s["mean_balanced_acc"])],
+        ["mean balanced accuracy (the majority baseline's is 0.5)", _f(s["mean_balanced_acc"])],
         ["mean F1 (positive class)", _f(s["mean_f1"])],
         ["mean AUROC", _f(s["mean_auroc"])],
         [f"mean ECE ({report['ece_bins']} bins)", _f(s["mean_ece"])],
     ]
+    if "mean_acc_at_default" in s:
+        rows += [
+            ["mean accuracy at threshold 0.5", _f(s["mean_acc_at_default"])],
+            ["mean balanced accuracy at threshold 0.5", _f(s["mean_balanced_acc_at_default"])],
+        ]
     if tuned:
         rows += [
             [
@@ -326,10 +449,16 @@ def markdown(report: dict[str, Any]) -> str:
     lines += _table(["figure", "value"], rows) + [""]
 
     lines += [
-        f"## Per attribute (threshold {report['threshold']:g}), sorted by accuracy, highest first",
+        f"## Per attribute (threshold {threshold_phrase(report)}), sorted by accuracy, highest first",
         "",
     ]
     header = ["attribute", "acc", "majority", "bal. acc", "F1", "AUROC", "ECE", "TPR", "FPR", "positives"]
+    own = report["threshold"] is None
+    agreement = any("person_agreement" in r for r in per.values())
+    if own:
+        header += ["threshold", "acc @ 0.5", "bal. acc @ 0.5"]
+    if agreement:
+        header += ["same-person agreement"]
     if tuned:
         header += [f"tuned thr. (val {report['val_split_images']})", "acc @ tuned", "bal. acc @ tuned"]
     order = sorted(per, key=lambda name: (-np.nan_to_num(per[name]["acc"], nan=-1.0), name))
@@ -348,6 +477,11 @@ def markdown(report: dict[str, Any]) -> str:
             _f(r["fpr"], 3),
             f"{r['positives']} ({r['prevalence']:.1%})" if r["n"] else "0",
         ]
+        if own:
+            at_default = r.get("at_default", r)
+            row += [_f(r["threshold"], 3), _f(at_default["acc"]), _f(at_default["balanced_acc"])]
+        if agreement:
+            row += [_f(r.get("person_agreement", {}).get("agreement"), 3)]
         if tuned:
             shown = _f(r["tuned"]["threshold"], 3) if r["tuned"]["tuned"] else "not tuned"
             row += [shown, _f(r["tuned"]["acc"]), _f(r["tuned"]["balanced_acc"])]
@@ -360,6 +494,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     lines += [tuning_note(report), ""] if report.get("val_split_images") is not None else []
+    if agreement:
+        lines += ["## Noisy labels", "", *noisy_label_notes(report), ""]
 
     fairness = report["fairness"]
     if fairness:
@@ -490,7 +626,6 @@ def write_report(
     report["source"] = dict(source or {})
     report["plot_attributes"] = plot_attributes
     figures: dict[str, list[str]] = {}
-    threshold = report["threshold"]
 
     def emit(section: str, name: str, figure: Any) -> None:
         path = plots.save_png(figure, out / f"{name}.png")
@@ -542,10 +677,10 @@ def write_report(
         probs, labels = test.column(attribute)
         r = per[attribute]
         slug = _safe(attribute)
-        counts = m.Counts(r["tp"], r["fp"], r["tn"], r["fn"])
+        counts, threshold = m.Counts(r["tp"], r["fp"], r["tn"], r["fn"]), r["threshold"]
         emit(attribute, f"confusion_{slug}", plots.confusion_matrix(counts, attribute, threshold, test.split))
         fpr, tpr, _ = m.roc_curve(probs, labels)
-        points = [(f"threshold {threshold:g}", r["fpr"], r["tpr"])]
+        points = [(f"threshold {threshold:.3g}", r["fpr"], r["tpr"])]
         if r.get("tuned", {}).get("tuned"):
             tuned = m.confusion(probs, labels, r["tuned"]["threshold"]).rates()
             points.append((f"val-tuned threshold {r['tuned']['threshold']:.3f}", tuned["fpr"], tuned["tpr"]))

@@ -20,7 +20,7 @@ from smile.data.celeba import resolve_attributes
 from smile.data.dataset import load_rgb
 from smile.errors import CheckpointError, SmileError
 from smile.evaluation.curves import read_curves
-from smile.evaluation.metrics import CRITERIA
+from smile.evaluation.metrics import CRITERIA, DEFAULT_THRESHOLD
 from smile.evaluation.report import DEFAULT_GROUPS, MIN_TUNE_COUNT, Predictions, tuning_note, write_report
 from smile.io import fresh_path
 from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint, run_folder
@@ -78,9 +78,26 @@ def split_predictions(
     if groups:
         _, columns = datamodule.split_annotations(split, list(groups))
         group_labels = {name: columns[:count, k] for k, name in enumerate(groups)}
+    identities = datamodule.split_identities(split)
     return Predictions(
-        list(model.attributes), prob_array, label_array, [str(f) for f in files], group_labels, split
+        list(model.attributes),
+        prob_array,
+        label_array,
+        [str(f) for f in files],
+        group_labels,
+        split,
+        identities[:count] if identities is not None else None,
     )
+
+
+def model_thresholds(model: torch.nn.Module) -> tuple[list[float] | float, str | None]:
+    """The decision thresholds ``model`` ships with, and where they come from (0.5 and ``None`` for a
+    model without tuned ones)."""
+    values = [float(t) for t in getattr(model, "thresholds", torch.tensor([]))]
+    criterion = getattr(model, "hparams", {}).get("threshold_criterion")
+    if not values or all(t == DEFAULT_THRESHOLD for t in values):
+        return DEFAULT_THRESHOLD, None
+    return values, f"the model's, tuned on validation for {criterion}" if criterion else "the model's"
 
 
 class _ImageLogger:
@@ -114,7 +131,7 @@ def make_report(
     plot_attributes: Sequence[str] | None = None,
     tune_thresholds: bool = True,
     criterion: str = "acc",
-    threshold: float = 0.5,
+    threshold: float | None = None,
     bins: int = 15,
     errors: int = 16,
     min_group_count: int = 20,
@@ -125,7 +142,8 @@ def make_report(
     test_predictions: Predictions | None = None,
 ) -> dict[str, Any]:
     """Predict the test split (unless ``test_predictions`` holds a test's own) and val, for tuned
-    thresholds, when the data has one; write the report folder ``out``.
+    thresholds, when the data has one; write the report folder ``out``. Decisions are at ``threshold``
+    for every attribute, or by default at the model's own thresholds.
 
     ``attributes``: report these of the model's attributes only (default: all of them). The training
     curves come from ``run_dir``'s TensorBoard files, where the figures are also logged as images
@@ -150,6 +168,9 @@ def make_report(
     test = (test_predictions or predict_split(model, datamodule, "test", groups)).select(chosen)
     has_val = "val" in getattr(datamodule, "datasets", {"val": None})
     val = predict_split(model, datamodule, "val").select(chosen) if tune_thresholds and has_val else None
+    cuts, threshold_source = model_thresholds(model) if threshold is None else (threshold, None)
+    if not isinstance(cuts, float):
+        cuts = [cuts[list(model.attributes).index(name)] for name in chosen]
     curves = read_curves(run_dir) if run_dir is not None else {}
     logger = _ImageLogger(Path(run_dir or out), step) if tensorboard else None
     info = {
@@ -167,7 +188,8 @@ def make_report(
             errors=errors,
             source=info,
             on_figure=logger,
-            threshold=threshold,
+            threshold=cuts,
+            threshold_source=threshold_source,
             bins=bins,
             criterion=criterion,
             min_group_count=min_group_count,
@@ -293,7 +315,12 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="where to run the model: auto (a GPU when there is one), cpu, cuda...",
     )
-    parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold (default 0.5)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="one decision threshold for every attribute (default: the model's own, 0.5 unless it was "
+        "trained with model.threshold_criterion)",
+    )
     parser.add_argument(
         "--tune_thresholds",
         "--tune-thresholds",

@@ -34,6 +34,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from torch.utils.data import Dataset
 
 from smile.errors import DataError, SmileError
+from smile.evaluation.metrics import DEFAULT_THRESHOLD, present
 from smile.io import atomic_write
 from smile.photos.faces import ALIGNED_SIZE  # OpenCV is imported only when a face is detected or warped
 
@@ -283,27 +284,31 @@ def write_predictions(
     indices: Sequence[int],
     attributes: Sequence[str],
     path: Path,
+    thresholds: Sequence[float] | None = None,
 ) -> Path:
-    """Write the CSV (one row per :class:`PhotoRow`, probabilities left empty unless ``ok``) and, when the
-    dataset has an ``annotate_dir``, the annotated copies. ``indices`` are dataset indices, one per row of
-    ``probabilities``."""
+    """Write the CSV (one row per :class:`PhotoRow`, probabilities and ``predicted`` left empty unless
+    predicted on) and, when the dataset has an ``annotate_dir``, the annotated copies. ``indices`` are
+    dataset indices, one per row of ``probabilities``; ``thresholds`` decide what is ``predicted``
+    (default 0.5 for each attribute)."""
+    thresholds = list(thresholds) if thresholds is not None else [DEFAULT_THRESHOLD] * len(attributes)
     by_row: dict[int, list[float]] = {
         dataset.row_of[index]: values for index, values in zip(indices, probabilities.tolist())
     }
     with atomic_write(path, newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*CSV_COLUMNS, *attributes])
+        writer.writerow([*CSV_COLUMNS, *attributes, "predicted"])
         for i, row in enumerate(dataset.rows):
             box = row.box if row.box is not None else ("", "", "", "")
             values = by_row.get(i)
             probs = [f"{p:.6f}" for p in values] if values is not None else [""] * len(attributes)
+            decided = present(values, attributes, thresholds) if values is not None else ""
             face = "" if row.face is None else row.face
-            writer.writerow([str(row.image), face, *box, _fmt(row.score), row.status, *probs])
+            writer.writerow([str(row.image), face, *box, _fmt(row.score), row.status, *probs, decided])
     faces = sum(1 for row in dataset.rows if row.status == OK)
     whole = sum(1 for row in dataset.rows if row.status == WHOLE_IMAGE)
     print(f"Wrote {len(dataset.rows)} rows ({faces} faces, {whole} whole images) to {path}")
     if dataset.annotate_dir is not None:
-        written = annotate(dataset, by_row, attributes)
+        written = annotate(dataset, by_row, attributes, thresholds)
         print(f"Wrote {written} annotated images to {dataset.annotate_dir}")
     return path
 
@@ -318,15 +323,17 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def label_lines(probs: Sequence[float], attributes: Sequence[str], top: int = 3) -> list[str]:
+def label_lines(
+    probs: Sequence[float], attributes: Sequence[str], thresholds: Sequence[float], top: int = 3
+) -> list[str]:
     """Text for one face: every attribute's probability when there are at most ``top``, else the ``top``
-    most probable attributes among those predicted (p >= 0.5)."""
-    pairs = list(zip(attributes, probs))
-    if len(pairs) > top:
-        pairs = sorted((pair for pair in pairs if pair[1] >= 0.5), key=lambda pair: -pair[1])[:top]
-        if not pairs:
-            return ["no attribute >= 0.5"]
-    return [f"{name} {p:.2f}" for name, p in pairs]
+    most probable attributes among those predicted (above their thresholds)."""
+    triples = list(zip(attributes, probs, thresholds))
+    if len(triples) > top:
+        triples = sorted((t for t in triples if t[1] > t[2]), key=lambda t: -t[1])[:top]
+        if not triples:
+            return ["no attribute predicted"]
+    return [f"{name} {p:.2f}" for name, p, _ in triples]
 
 
 def annotated_path(dataset: PhotoFaces, image: Path) -> Path:
@@ -343,10 +350,13 @@ def annotated_path(dataset: PhotoFaces, image: Path) -> Path:
 
 
 def draw_faces(
-    image: Image.Image, faces: list[tuple[PhotoRow, list[float] | None]], attributes: Sequence[str]
+    image: Image.Image,
+    faces: list[tuple[PhotoRow, list[float] | None]],
+    attributes: Sequence[str],
+    thresholds: Sequence[float],
 ) -> Image.Image:
     """``image`` with each face's box and labels drawn: green when the first attribute is predicted
-    (p >= 0.5), red when not; a banner when no face was found (and none was predicted on)."""
+    (above its threshold), red when not; a banner when no face was found (and none was predicted on)."""
     image = image.copy()
     draw = ImageDraw.Draw(image)
     side = max(image.size)
@@ -359,11 +369,11 @@ def draw_faces(
     for row, probs in faces:
         assert row.box is not None
         x, y, w, h = row.box
-        positive = probs is not None and probs[0] >= 0.5
+        positive = probs is not None and probs[0] > thresholds[0]
         colour = (40, 220, 60) if positive else (235, 50, 50)
         draw.rectangle((x, y, x + w, y + h), outline=colour, width=width)
         name = "no face found: whole image" if row.status == WHOLE_IMAGE else f"#{row.face}"
-        lines = [name] + (label_lines(probs, attributes) if probs is not None else [])
+        lines = [name] + (label_lines(probs, attributes, thresholds) if probs is not None else [])
         font = _font(max(11, min(round(w / 7), round(side / 25))))
         text = "\n".join(lines)
         left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=2)
@@ -375,7 +385,12 @@ def draw_faces(
     return image
 
 
-def annotate(dataset: PhotoFaces, by_row: dict[int, list[float]], attributes: Sequence[str]) -> int:
+def annotate(
+    dataset: PhotoFaces,
+    by_row: dict[int, list[float]],
+    attributes: Sequence[str],
+    thresholds: Sequence[float],
+) -> int:
     """Write annotated copies of the readable photos; returns how many."""
     groups: dict[Path, list[tuple[PhotoRow, list[float] | None]]] = {}
     for i, row in enumerate(dataset.rows):
@@ -392,7 +407,7 @@ def annotate(dataset: PhotoFaces, by_row: dict[int, list[float]], attributes: Se
             continue
         out = annotated_path(dataset, image_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        drawn = draw_faces(image, faces, attributes)
+        drawn = draw_faces(image, faces, attributes, thresholds)
         suffix = out.suffix.lower()
         fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}[suffix]
         with atomic_write(out, "wb") as handle:

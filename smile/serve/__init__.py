@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--detector", default="auto", help="face detector, as predict's --data.detector")
     parser.add_argument("--min_face", type=int, default=40, help="smallest face width kept, in pixels")
     parser.add_argument(
-        "--threshold", type=float, default=0.5, help="probability from which an attribute is predicted"
+        "--threshold",
+        type=float,
+        help="one probability above which every attribute is predicted (default: the model's own thresholds)",
     )
     limits = (  # option, type, default, help
         ("--max_bytes", int, defaults.max_bytes, "largest upload (default: 8 MiB)"),

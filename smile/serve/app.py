@@ -82,7 +82,7 @@ class PredictionOut(BaseModel):
     faces: list[FaceOut]
     image: dict[str, int]
     attributes: list[str]
-    threshold: float
+    thresholds: dict[str, float]
     time_ms: dict[str, float]
 
 
@@ -129,7 +129,7 @@ class Service:
             "faces": [record.to_dict() for record in records],
             "image": {"width": picture.width, "height": picture.height},
             "attributes": self.predictor.attributes,
-            "threshold": self.predictor.threshold,
+            "thresholds": dict(zip(self.predictor.attributes, self.predictor.thresholds.tolist())),
             "time_ms": {"detect": 1000 * (detected - started), "classify": 1000 * (done - detected)},
         }
 
@@ -277,7 +277,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
             "model": predictor.source.name,
             "backend": predictor.backend,
             "attributes": predictor.attributes,
-            "threshold": predictor.threshold,
+            "thresholds": dict(zip(predictor.attributes, predictor.thresholds.tolist())),
             "batching": {"batch_size": settings.batch_size, "batch_timeout_s": settings.batch_timeout},
             "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels},
         }

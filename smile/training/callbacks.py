@@ -22,11 +22,13 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
+from smile.evaluation.metrics import present
 from smile.io import atomic_write, fresh_path
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Write ``predictions.csv`` to the run folder: one row per image, one probability per attribute."""
+    """Write ``predictions.csv`` to the run folder: one row per image, one probability per attribute, and
+    ``predicted``: the attributes present at the model's thresholds."""
 
     def __init__(self, filename: str = "predictions.csv") -> None:
         super().__init__(write_interval="epoch")
@@ -52,6 +54,7 @@ class PredictionWriter(BasePredictionWriter):
         batch_indices: Sequence[Any],
     ) -> None:
         probs = torch.cat([torch.as_tensor(batch) for batch in predictions]).float()
+        thresholds = pl_module.thresholds.tolist()
         indices = (
             [int(index) for batch in batch_indices[0] for index in batch]
             if batch_indices
@@ -64,7 +67,7 @@ class PredictionWriter(BasePredictionWriter):
 
             name = self.filename if trainer.world_size == 1 else f"rank{trainer.global_rank}-{self.filename}"
             self.path = fresh_path(Path(log_dir or ".") / name)
-            write_predictions(photos, probs, indices, pl_module.attributes, self.path)
+            write_predictions(photos, probs, indices, pl_module.attributes, self.path, thresholds)
             self._photos_written = True
             return
         files = trainer.datamodule.predict_files()
@@ -78,9 +81,10 @@ class PredictionWriter(BasePredictionWriter):
         self.path = fresh_path(Path(log_dir or ".") / self.filename)
         with atomic_write(self.path, newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["image", *pl_module.attributes])
+            writer.writerow(["image", *pl_module.attributes, "predicted"])
             for index, row in rows:
-                writer.writerow([str(files[index]), *(f"{p:.6f}" for p in row)])
+                decided = present(row, pl_module.attributes, thresholds)
+                writer.writerow([str(files[index]), *(f"{p:.6f}" for p in row), decided])
         print(f"Wrote {len(rows)} predictions to {self.path}")
 
 

@@ -102,5 +102,6 @@ drop.addEventListener("drop", (event) => {
 fetch("/health").then((r) => r.json()).then((health) => {
   attributes = health.attributes;
   $("model").textContent = `Model ${health.model} (${health.backend}): ${attributes.join(", ")}; ` +
-    `a face counts as having an attribute from probability ${health.threshold}.`;
+    "a face counts as having an attribute when its probability is above the attribute's threshold (" +
+    attributes.map((name) => `${name} ${health.thresholds[name].toFixed(2)}`).join(", ") + ").";
 }).catch(() => status("The server's /health did not answer.", true));
