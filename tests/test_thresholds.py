@@ -149,3 +149,30 @@ def test_positive_weights_come_from_the_training_split_and_are_not_saved(synthet
     rates = torch.as_tensor(data.positive_rates("train", ATTRIBUTES), dtype=torch.float32)
     assert model.positive_weights.tolist() == pytest.approx(((1 - rates) / rates).tolist())
     assert "positive_weights" not in model.state_dict()
+
+
+def test_the_thresholds_command_saves_a_new_checkpoint_with_thresholds_for_a_criterion(
+    tuned_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    checkpoint = torch.load(tuned_run / "checkpoints" / "best.ckpt", weights_only=True)
+    del checkpoint["state_dict"]["thresholds"]  # as trained before thresholds existed
+    del checkpoint["hyper_parameters"]["threshold_criterion"]
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    original = old.read_bytes()
+    assert main(["thresholds", "--ckpt_path", str(old), "--criterion", "acc", "--num_workers", "0"]) == 0
+    assert "Wrote " + str(tmp_path / "old-acc.ckpt") in capsys.readouterr().err
+    assert old.read_bytes() == original
+    model, data = _checkpoint_model(tuned_run)
+    val = predict_split(model, data, "val")
+    expected, _ = tune_thresholds(val.probs, val.labels, "acc")
+    tuned = AttributeClassifier.load_from_checkpoint(
+        tmp_path / "old-acc.ckpt", map_location="cpu", weights_only=True
+    )
+    assert tuned.thresholds.numpy() == pytest.approx(expected, abs=1e-5)
+    assert tuned.hparams.threshold_criterion == "acc"
+    assert main(["thresholds", "--ckpt_path", str(old), "--criterion", "acc", "--num_workers", "0"]) == 0
+    assert (tmp_path / "old-acc-2.ckpt").is_file(), "a second run never replaces the first one's file"
+    with pytest.raises(SystemExit, match="2"):  # argparse names the choices
+        main(["thresholds", "--ckpt_path", str(old), "--criterion", "recall"])
+    assert "invalid choice: 'recall' (choose from 'acc', 'balanced_acc', 'f1')" in capsys.readouterr().err

@@ -41,7 +41,7 @@ def predict_split(
     probs, labels = [], []
     try:
         with torch.inference_mode():
-            batches = tqdm(loader, desc=f"Predicting {split} for the report", leave=False, disable=None)
+            batches = tqdm(loader, desc=f"Predicting {split}", leave=False, disable=None)
             for index, batch in enumerate(batches):
                 # the datamodule's device-side step (cached uint8 batches are cropped there)
                 inputs = datamodule.on_after_batch_transfer(move_data_to_device(batch, device), 0)
@@ -355,16 +355,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m smile report``."""
+def model_and_data(
+    path: Path, checkpoint: dict[str, Any], stage: str, device: str = "auto", **data_overrides: Any
+) -> tuple[Any, Any]:
+    """A checkpoint's model (on ``device``: ``auto`` is a GPU when there is one) and its data module, set
+    up for ``stage`` with the run's own data settings (``data_overrides`` that are not ``None`` replace
+    them: ``root``, ``batch_size``, ``cache_dir``...)."""
     from smile.data.datamodule import CelebADataModule
     from smile.system import AttributeClassifier
 
-    args = _parser().parse_args(argv)
-    path = resolve_checkpoint(args.ckpt_path)
-    if str(path) != args.ckpt_path:
-        print(f"Using checkpoint {path}", file=sys.stderr)
-    checkpoint = load_checkpoint(path)
     settings = checkpoint_settings(checkpoint)
     model_hp, data_hp = settings.model, settings.data
     if not data_hp:
@@ -372,21 +371,27 @@ def main(argv: list[str] | None = None) -> int:
             f"{path} holds no data settings (datamodule_hyper_parameters); train it with the CLI"
         )
     data_hp["attributes"] = model_hp["attributes"]  # the model's list (the same, for CLI-trained runs)
-    for key, value in (
-        ("root", args.root),
-        ("batch_size", args.batch_size),
-        ("num_workers", args.num_workers),
-    ):
-        if value is not None:
-            data_hp[key] = value
+    data_hp.update({key: value for key, value in data_overrides.items() if value is not None})
     model = AttributeClassifier(**model_hp)
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    model.to(device)
+    model.to(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     datamodule = CelebADataModule(**data_hp)
     datamodule.prepare_data()
-    datamodule.setup("test")
+    datamodule.setup(stage)
+    return model, datamodule
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m smile report``."""
+
+    args = _parser().parse_args(argv)
+    path = resolve_checkpoint(args.ckpt_path)
+    if str(path) != args.ckpt_path:
+        print(f"Using checkpoint {path}", file=sys.stderr)
+    checkpoint = load_checkpoint(path)
+    overrides = {"root": args.root, "batch_size": args.batch_size, "num_workers": args.num_workers}
+    model, datamodule = model_and_data(path, checkpoint, "test", args.device, **overrides)
     run = run_folder(path)
     out = (
         Path(args.out)
