@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt_path", required=True)
     parser.add_argument("--data.root", dest="root", help="the data root (default: the checkpoint's)")
     parser.add_argument("--cache_dir", help="the decoded cache's folder (default: the checkpoint's setting)")
+    parser.add_argument("--tta", action="store_true", help="average each image's and its mirror's logits")
     parser.add_argument("--out", type=Path, help="also write the table as JSON here")
     args = parser.parse_args(argv)
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = load_checkpoint(Path(args.ckpt_path))
     overrides = {"root": args.root, "cache_dir": args.cache_dir}
     model, data = model_and_data(Path(args.ckpt_path), checkpoint, "validate", "cpu", **overrides)
+    model.hparams.tta = model.hparams.tta or args.tta
     val = predict_split(model, data, "val")
     identities = data.split_identities("val")
     if identities is None:
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{len(val.probs)} validation images, {len(np.unique(identities))} people, halves of "
         f"{int(halves[0].sum())} and {int(halves[1].sum())} images; {len(val.attributes)} attributes"
+        + (", flip averaging" if model.hparams.tta else "")
     )
     print(f"{'thresholds':<24} {'mean acc':>9} {'mean bal. acc':>14}")
     for name, row in rows.items():
@@ -106,7 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<24} {row['mean_acc']:>9.4f} {row['mean_balanced_acc']:>14.4f}")
     if args.out:
         args.out.write_text(
-            json.dumps({"checkpoint": str(args.ckpt_path), "images": len(val.probs), "rows": rows}, indent=1)
+            json.dumps(
+                {
+                    "checkpoint": str(args.ckpt_path),
+                    "images": len(val.probs),
+                    "tta": bool(model.hparams.tta),
+                    "rows": rows,
+                },
+                indent=1,
+            )
         )
     return 0
 
