@@ -177,3 +177,23 @@ def test_bfloat16_on_a_cpu_without_it_is_flagged(monkeypatch: pytest.MonkeyPatch
     assert recipe.slow_precision_message("bf16-mixed", "cuda") is None
     monkeypatch.setattr(recipe, "cpu_has_fast_bfloat16", lambda: True)
     assert recipe.slow_precision_message("bf16-mixed", "cpu") is None
+
+
+def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
+    """configs/all.yaml holds only what 40 outputs change; the network, optimiser and data come from the recipe."""
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(configs / "smile-plus.yaml"), "--config", str(configs / "all.yaml"),
+              "--print_config"])  # fmt: skip
+    merged = yaml.safe_load(capsys.readouterr().out)
+    recipe = yaml.safe_load((configs / "smile-plus.yaml").read_text())
+    overlay = yaml.safe_load((configs / "all.yaml").read_text())
+    for key in ("net", "optimizer", "lr", "scheduler", "warmup_epochs", "weight_decay"):
+        assert merged["model"][key] == recipe["model"][key], key
+    changed = {
+        k: v for k, v in merged["model"]["net_kwargs"].items() if recipe["model"]["net_kwargs"][k] != v
+    }
+    assert changed == {"head_channels": 64}
+    assert merged["model"]["threshold_criterion"] == overlay["model"]["threshold_criterion"] == "f1"
+    assert merged["data"]["attributes"] == "all" and merged["data"]["cache"] is True
+    assert set(overlay["data"]) == {"attributes"} and merged["trainer"]["max_epochs"] == 20

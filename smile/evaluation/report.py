@@ -449,7 +449,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += _table(["figure", "value"], rows) + [""]
 
     lines += [
-        f"## Per attribute (threshold {threshold_phrase(report)}), sorted by accuracy, highest first",
+        f"## Per attribute ({'threshold ' if report['threshold'] is not None else 'at '}{threshold_phrase(report)}), "
+        "sorted by accuracy, highest first",
         "",
     ]
     header = ["attribute", "acc", "majority", "bal. acc", "F1", "AUROC", "ECE", "TPR", "FPR", "positives"]
