@@ -191,7 +191,7 @@ def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.Captur
     for key in ("net", "optimizer", "lr", "scheduler", "warmup_epochs", "weight_decay"):
         assert merged["model"][key] == recipe["model"][key], key
     changed = {
-        k: v for k, v in merged["model"]["net_kwargs"].items() if recipe["model"]["net_kwargs"][k] != v
+        k: v for k, v in merged["model"]["net_kwargs"].items() if recipe["model"]["net_kwargs"].get(k) != v
     }
     assert changed == {"head_channels": 64}
     assert merged["model"]["threshold_criterion"] == overlay["model"]["threshold_criterion"] == "f1"
