@@ -149,15 +149,28 @@ def test_options_in_a_fast_dev_run(synthetic_root: Path, tmp_path: Path, schedul
     assert main(args) == 0
 
 
-def test_full_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
-    """configs/full.yaml holds only what full CelebA changes; everything else comes from the recipe."""
+def overlaid(name: str, capsys: pytest.CaptureFixture) -> tuple[dict, dict, dict]:
+    """The recipe with ``configs/<name>`` given after it, as the CLI merges them, and the two files."""
     configs = Path(__file__).resolve().parents[1] / "configs"
     with pytest.raises(SystemExit):
-        main(["fit", "--config", str(configs / "smile-plus.yaml"), "--config", str(configs / "full.yaml"),
-              "--print_config"])  # fmt: skip
+        main(
+            [
+                "fit",
+                "--config",
+                str(configs / "smile-plus.yaml"),
+                "--config",
+                str(configs / name),
+                "--print_config",
+            ]
+        )
     merged = yaml.safe_load(capsys.readouterr().out)
     recipe = yaml.safe_load((configs / "smile-plus.yaml").read_text())
-    overlay = yaml.safe_load((configs / "full.yaml").read_text())
+    return merged, recipe, yaml.safe_load((configs / name).read_text())
+
+
+def test_full_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
+    """configs/full.yaml holds only what full CelebA changes; everything else comes from the recipe."""
+    merged, recipe, overlay = overlaid("full.yaml", capsys)
     assert merged["model"]["net_kwargs"] == recipe["model"]["net_kwargs"]
     for key in ("net", "optimizer", "lr", "scheduler", "warmup_epochs", "tta"):
         assert merged["model"][key] == recipe["model"][key], key
@@ -181,13 +194,7 @@ def test_bfloat16_on_a_cpu_without_it_is_flagged(monkeypatch: pytest.MonkeyPatch
 
 def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
     """configs/all.yaml holds only what 40 outputs change; the network, optimiser and data come from the recipe."""
-    configs = Path(__file__).resolve().parents[1] / "configs"
-    with pytest.raises(SystemExit):
-        main(["fit", "--config", str(configs / "smile-plus.yaml"), "--config", str(configs / "all.yaml"),
-              "--print_config"])  # fmt: skip
-    merged = yaml.safe_load(capsys.readouterr().out)
-    recipe = yaml.safe_load((configs / "smile-plus.yaml").read_text())
-    overlay = yaml.safe_load((configs / "all.yaml").read_text())
+    merged, recipe, overlay = overlaid("all.yaml", capsys)
     for key in ("net", "optimizer", "lr", "scheduler", "warmup_epochs", "weight_decay"):
         assert merged["model"][key] == recipe["model"][key], key
     changed = {

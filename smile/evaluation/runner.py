@@ -271,6 +271,25 @@ def report_after_test(trainer: Any, model: torch.nn.Module, datamodule: Any) -> 
     )
 
 
+def add_checkpoint_data_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that runs a checkpoint on its run's data: ``--data.root`` (when the data
+    moved), ``--batch_size``, ``--num_workers`` and ``--device``."""
+    parser.add_argument(
+        "--data.root", "--root", dest="root", help="the data root, when the data moved since training"
+    )
+    parser.add_argument(
+        "--batch_size", "--batch-size", type=int, help="images per batch (default: the run's)"
+    )
+    parser.add_argument(
+        "--num_workers", "--num-workers", type=int, help="loader processes (default: the run's)"
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where to run the model: auto (a GPU when there is one), cpu, cuda...",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smile report",
@@ -301,20 +320,7 @@ def _parser() -> argparse.ArgumentParser:
         "if reported, else the first)",
     )
     parser.add_argument("--out", help="the report folder (default: <run folder>/report)")
-    parser.add_argument(
-        "--data.root", "--root", dest="root", help="the data root, when the data moved since training"
-    )
-    parser.add_argument(
-        "--batch_size", "--batch-size", type=int, help="images per batch (default: the run's)"
-    )
-    parser.add_argument(
-        "--num_workers", "--num-workers", type=int, help="loader processes (default: the run's)"
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="where to run the model: auto (a GPU when there is one), cpu, cuda...",
-    )
+    add_checkpoint_data_options(parser)
     parser.add_argument(
         "--threshold",
         type=float,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from smile.evaluation.metrics import CRITERIA, DEFAULT_THRESHOLD, MIN_TUNE_COUNT, confusion, tune_thresholds
-from smile.evaluation.runner import model_and_data, predict_split
+from smile.evaluation.runner import add_checkpoint_data_options, model_and_data, predict_split
 from smile.io import atomic_write, fresh_path
 from smile.training.checkpoints import load_checkpoint, resolve_checkpoint
 
@@ -40,16 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, help="the new checkpoint (default: <name>-<criterion>.ckpt beside it)"
     )
-    parser.add_argument(
-        "--data.root", "--root", dest="root", help="the data root, when it moved since training"
-    )
-    parser.add_argument(
-        "--batch_size", "--batch-size", type=int, help="images per batch (default: the run's)"
-    )
-    parser.add_argument(
-        "--num_workers", "--num-workers", type=int, help="loader processes (default: the run's)"
-    )
-    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda...")
+    add_checkpoint_data_options(parser)
     return parser
 
 
