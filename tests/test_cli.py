@@ -141,8 +141,17 @@ def test_same_seed_gives_identical_weights(synthetic_root: Path, tmp_path: Path)
         (["test", "--ckpt_path", "best"], "no run under lightning_logs/ has checkpoints/best.ckpt"),
     ],
 )
-def test_bad_input_is_a_short_error(tmp_path: Path, args: list[str], message: str) -> None:
-    result = run_smile(args, tmp_path)
-    assert result.returncode != 0
-    assert message in result.stderr
+def test_bad_input_is_a_short_error(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    os.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_input_in_a_fresh_process_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = run_smile(["fit", "--data.root", "no/such/folder"], tmp_path)
+    assert result.returncode == 2
+    assert "CelebA was not found: no/such/folder does not exist" in result.stderr
     assert "Traceback" not in result.stderr
