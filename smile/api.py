@@ -32,8 +32,8 @@ from torch import Tensor
 from torchvision.transforms import functional as F
 
 from smile.data.pil_transforms import eval_transform
+from smile.decisions import DEFAULT_THRESHOLD
 from smile.errors import SmileError
-from smile.evaluation.metrics import DEFAULT_THRESHOLD
 from smile.photos.dataset import celeba_frame, load_photo, rgb_image
 
 ImageInput = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray

@@ -10,7 +10,6 @@ undefined figure cannot pass for a measured one.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,14 +20,14 @@ from torchmetrics.classification import BinaryAUROC, BinaryStatScores, Multilabe
 from torchmetrics.functional.classification import binary_auroc, binary_calibration_error, binary_roc
 from torchmetrics.utilities import dim_zero_cat
 
+from smile.decisions import DEFAULT_THRESHOLD
+
 NAN = float("nan")
 #: Threshold-selection criteria for :func:`best_threshold`.
 CRITERIA = ("acc", "balanced_acc", "f1")
 #: Validation images of each class an attribute needs before its threshold is tuned: a threshold tuned
 #: on a handful of images fits their noise.
 MIN_TUNE_COUNT = 20
-#: The decision threshold of an attribute whose threshold is not tuned.
-DEFAULT_THRESHOLD = 0.5
 
 
 def _ratio(num: float, den: float) -> float:
@@ -216,12 +215,6 @@ def tune_thresholds(
             thresholds[k] = best_threshold(probs[:, k], labels[:, k], criterion)[0]
             tuned[k] = True
     return thresholds, tuned
-
-
-def present(probs: Sequence[float], attributes: Sequence[str], thresholds: Sequence[float]) -> str:
-    """The attributes whose probability is greater than their threshold, space-separated (the
-    ``predicted`` column of the predictions CSVs)."""
-    return " ".join(name for name, p, t in zip(attributes, probs, thresholds) if p > t)
 
 
 def group_slices(

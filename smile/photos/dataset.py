@@ -33,8 +33,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from torch.utils.data import Dataset
 
+from smile.decisions import DEFAULT_THRESHOLD, present
 from smile.errors import DataError, SmileError
-from smile.evaluation.metrics import DEFAULT_THRESHOLD, present
 from smile.io import atomic_write
 from smile.photos.faces import ALIGNED_SIZE  # OpenCV is imported only when a face is detected or warped
 

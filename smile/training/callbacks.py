@@ -22,7 +22,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
-from smile.evaluation.metrics import present
+from smile.decisions import present
 from smile.io import atomic_write, fresh_path
 
 
