@@ -41,22 +41,11 @@ def person_halves(identities: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np
     return mask, ~mask
 
 
-def scores(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> dict[str, float]:
-    """Mean accuracy and mean balanced accuracy over the attributes (columns) at ``thresholds``."""
-    from smile.evaluation.metrics import confusion
-
-    rates = [confusion(probs[:, k], labels[:, k], thresholds[k]).rates() for k in range(probs.shape[1])]
-    return {
-        "mean_acc": float(np.nanmean([r["acc"] for r in rates])),
-        "mean_balanced_acc": float(np.nanmean([r["balanced_acc"] for r in rates])),
-    }
-
-
 def cross_fitted(
     probs: np.ndarray, labels: np.ndarray, halves: tuple[np.ndarray, np.ndarray]
 ) -> dict[str, Any]:
     """Per criterion (and 0.5): figures on each half at thresholds tuned on the other, averaged."""
-    from smile.evaluation.metrics import CRITERIA, MIN_TUNE_COUNT, tune_thresholds
+    from smile.evaluation.metrics import CRITERIA, MIN_TUNE_COUNT, mean_rates, tune_thresholds
 
     rows: dict[str, Any] = {}
     for criterion in ("0.5", *CRITERIA):
@@ -66,7 +55,7 @@ def cross_fitted(
                 thresholds = np.full(probs.shape[1], 0.5)
             else:  # half the images: half the usual minimum of each class
                 thresholds, _ = tune_thresholds(probs[tune], labels[tune], criterion, MIN_TUNE_COUNT // 2)
-            figures.append(scores(probs[score], labels[score], thresholds))
+            figures.append(mean_rates(probs[score], labels[score], thresholds))
         rows[criterion] = {key: float(np.mean([f[key] for f in figures])) for key in figures[0]}
     prevalence = labels.mean(axis=0)
     rows["majority"] = {

@@ -27,7 +27,7 @@ from smile.evaluation.metrics import (
     attribute_stat_scores,
     auroc_values,
     confusion_counts,
-    decision_counts,
+    mean_rates,
     tune_thresholds,
 )
 from smile.models import NetworkName, build_network
@@ -218,17 +218,18 @@ class AttributeClassifier(pl.LightningModule):
             probs, labels = self.val_outputs.compute()
             self.val_outputs.reset()
             if not self.trainer.sanity_checking:  # a few batches: they would overwrite a resumed model's
-                self.tune_thresholds(probs, labels, criterion)
+                self.set_thresholds(probs, labels, criterion)
 
-    def tune_thresholds(self, probs: Tensor, labels: Tensor, criterion: str) -> None:
+    def set_thresholds(self, probs: Tensor, labels: Tensor, criterion: str) -> None:
         """Set :attr:`thresholds` to those that maximise ``criterion`` on these validation outputs, and log
         the validation figures at them (``val/acc_tuned``, ``val/balanced_acc_tuned``: tuned on the same
         images, so optimistic; test tells)."""
-        chosen, _ = tune_thresholds(probs.cpu().numpy(), labels.cpu().numpy(), criterion)
+        probs, labels = probs.cpu().numpy(), labels.cpu().numpy()
+        chosen, _ = tune_thresholds(probs, labels, criterion)
         self.thresholds.copy_(torch.as_tensor(chosen, dtype=self.thresholds.dtype))
-        values = attribute_metrics(decision_counts(probs > self.thresholds.to(probs.device), labels))
-        self.log("val/acc_tuned", values["acc"].nanmean())
-        self.log("val/balanced_acc_tuned", values["balanced_acc"].nanmean())
+        means = mean_rates(probs, labels, chosen)
+        self.log("val/acc_tuned", means["mean_acc"])
+        self.log("val/balanced_acc_tuned", means["mean_balanced_acc"])
 
     def on_test_epoch_start(self) -> None:
         self.test_outputs = []

@@ -193,6 +193,7 @@ class CelebADataModule(pl.LightningDataModule):
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.datasets: dict[str, ImageAttributes] = {}
         self.layout: CelebALayout | None = None
+        self._identities: dict[str, int] | None = None
         self.caches: dict[str, Any] = {}  # split -> smile.data.cache.DecodedCache, opened on first use
         self.table = None  # the AttributeTable, all 40 columns: for reports on other attributes
         self.split_rows: dict[str, np.ndarray] = {}  # rows of ``table`` in each split, in loader order
@@ -379,7 +380,9 @@ class CelebADataModule(pl.LightningDataModule):
             raise RuntimeError("call setup() first")
         if self.layout.identity is None:
             return None
-        identities = read_identities(self.layout.identity)
+        if self._identities is None:  # read on first use: only the report and benchmarks need it
+            self._identities = read_identities(self.layout.identity)
+        identities = self._identities
         return np.array(
             [identities.get(self.table.files[i], -1) for i in self.split_rows[split]], dtype=np.int64
         )

@@ -10,6 +10,7 @@ undefined figure cannot pass for a measured one.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,6 +218,18 @@ def tune_thresholds(
     return thresholds, tuned
 
 
+def mean_rates(probs: np.ndarray, labels: np.ndarray, thresholds: Sequence[float]) -> dict[str, float]:
+    """Mean accuracy and mean balanced accuracy over the attributes (columns of ``(images, attributes)``
+    arrays), each decided at its own threshold; undefined rates are left out of the means."""
+    probs = np.asarray(probs).reshape(len(probs), -1)
+    labels = np.asarray(labels).reshape(len(labels), -1)
+    rates = [confusion(probs[:, k], labels[:, k], thresholds[k]).rates() for k in range(probs.shape[1])]
+    return {
+        "mean_acc": float(np.nanmean([r["acc"] for r in rates])),
+        "mean_balanced_acc": float(np.nanmean([r["balanced_acc"] for r in rates])),
+    }
+
+
 def group_slices(
     probs: np.ndarray, labels: np.ndarray, group: np.ndarray, names: tuple[str, str], threshold: float = 0.5
 ) -> dict[str, dict[str, float]]:
@@ -301,21 +314,6 @@ class EpochOutputs(Metric):
 def confusion_counts(stats: Metric) -> Tensor:
     """``(num_attributes, 4)`` float tensor of tp, fp, tn, fn from a metric of :func:`attribute_stat_scores`."""
     return stats.compute().reshape(-1, 5)[:, :4].float()
-
-
-def decision_counts(decisions: Tensor, labels: Tensor) -> Tensor:
-    """``(num_attributes, 4)`` float tensor of tp, fp, tn, fn from ``(images, attributes)`` 0/1 decisions
-    and labels (as :func:`confusion_counts`)."""
-    predicted, positive = decisions.bool(), labels.bool()
-    return torch.stack(
-        [
-            (predicted & positive).sum(0),
-            (predicted & ~positive).sum(0),
-            (~predicted & ~positive).sum(0),
-            (~predicted & positive).sum(0),
-        ],
-        dim=-1,
-    ).float()
 
 
 def auroc_values(metric: Metric, counts: Tensor) -> Tensor:

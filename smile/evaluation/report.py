@@ -22,7 +22,6 @@ DEFAULT_GROUPS = ("Male", "Young")
 MAX_DEFAULT_PLOTS = 5
 #: ROC curves stored in metrics.json are thinned to about this many points.
 ROC_POINTS = 200
-MIN_TUNE_COUNT = m.MIN_TUNE_COUNT
 #: CelebA labels known to be noisy or ill-defined (published per-attribute accuracies stay near 70-85%);
 #: the report gives their measured agreement between images of the same person.
 NOISY_LABELS = ("Attractive", "Blurry", "Oval_Face", "Pointy_Nose", "Narrow_Eyes")
@@ -130,7 +129,7 @@ def compute_metrics(
     bins: int = 15,
     criterion: str = "acc",
     min_group_count: int = 20,
-    min_tune_count: int = MIN_TUNE_COUNT,
+    min_tune_count: int = m.MIN_TUNE_COUNT,
     roc_attributes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every figure of the report, as a JSON-ready dict (NaN where a figure is undefined).

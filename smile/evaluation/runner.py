@@ -20,8 +20,8 @@ from smile.data.celeba import resolve_attributes
 from smile.data.dataset import load_rgb
 from smile.errors import CheckpointError, SmileError
 from smile.evaluation.curves import read_curves
-from smile.evaluation.metrics import CRITERIA, DEFAULT_THRESHOLD
-from smile.evaluation.report import DEFAULT_GROUPS, MIN_TUNE_COUNT, Predictions, tuning_note, write_report
+from smile.evaluation.metrics import CRITERIA, DEFAULT_THRESHOLD, MIN_TUNE_COUNT
+from smile.evaluation.report import DEFAULT_GROUPS, Predictions, tuning_note, write_report
 from smile.io import fresh_path
 from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint, run_folder
 

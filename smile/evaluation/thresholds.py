@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smile.evaluation.metrics import CRITERIA, DEFAULT_THRESHOLD, MIN_TUNE_COUNT, confusion, tune_thresholds
+from smile.evaluation.metrics import CRITERIA, DEFAULT_THRESHOLD, MIN_TUNE_COUNT, mean_rates, tune_thresholds
 from smile.evaluation.runner import add_checkpoint_data_options, model_and_data, predict_split
 from smile.io import atomic_write, fresh_path
 from smile.training.checkpoints import load_checkpoint, resolve_checkpoint
@@ -44,11 +44,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _means(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> tuple[float, float]:
-    rates = [confusion(probs[:, k], labels[:, k], thresholds[k]).rates() for k in range(probs.shape[1])]
-    return float(np.nanmean([r["acc"] for r in rates])), float(np.nanmean([r["balanced_acc"] for r in rates]))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     path = resolve_checkpoint(args.ckpt_path)
@@ -62,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     out = fresh_path(args.out or path.with_name(f"{path.stem}-{args.criterion}{path.suffix}"))
     with atomic_write(out, "wb") as handle:
         torch.save(checkpoint, handle)
-    before = _means(val.probs, val.labels, np.full(len(chosen), DEFAULT_THRESHOLD))
-    after = _means(val.probs, val.labels, chosen)
+    before = mean_rates(val.probs, val.labels, np.full(len(chosen), DEFAULT_THRESHOLD))
+    after = mean_rates(val.probs, val.labels, chosen)
     untuned = [name for name, done in zip(val.attributes, tuned) if not done]
     print(
         f"Thresholds for {args.criterion} on {len(val.probs)} validation images, {int(tuned.sum())} of "
@@ -73,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             if untuned
             else ""
         )
-        + f". On val (tuned there, so optimistic): mean accuracy {before[0]:.4f} -> {after[0]:.4f}, mean "
-        f"balanced accuracy {before[1]:.4f} -> {after[1]:.4f}.\nWrote {out}",
+        + f". On val (tuned there, so optimistic): mean accuracy {before['mean_acc']:.4f} -> "
+        f"{after['mean_acc']:.4f}, mean balanced accuracy {before['mean_balanced_acc']:.4f} -> "
+        f"{after['mean_balanced_acc']:.4f}.\nWrote {out}",
         file=sys.stderr,
     )
     return 0
