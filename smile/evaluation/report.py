@@ -357,8 +357,9 @@ def tuning_note(report: dict[str, Any]) -> str:
             f"of each class for every attribute, so all figures are at {threshold_phrase(report)}."
         )
     note = (
-        f"Tuned thresholds maximise {report['threshold_criterion']} on the validation split ({images} "
-        f"images) and are then applied to {report['split']} unchanged"
+        f"Figures at {threshold_phrase(report)}; for comparison, the 'tuned on val' rows use "
+        f"thresholds that maximise {report['threshold_criterion']} on the validation split ({images} images), "
+        f"applied to {report['split']} unchanged"
     )
     if untuned:
         keep = threshold_phrase(report) if report["threshold"] is not None else "their own threshold"
