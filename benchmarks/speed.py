@@ -1,6 +1,7 @@
-"""Parameter count and CPU inference speed of the networks (``model.net``), on 64x64 inputs.
+"""Parameter count and CPU inference speed of the networks (``model.net``), on 64x64 inputs (or
+``--image-size``: configs/all.yaml trains at 80).
 
-    PYTHONPATH=. python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet]
+    PYTHONPATH=. python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet] [--image-size 64]
 
 Images per second of the forward pass in ``torch.inference_mode`` at the given batch size, float32 and
 bfloat16 autocast, channels-last. Besides wall-clock speed it prints images per CPU-second (the process's
@@ -27,10 +28,10 @@ NETS = {
 }
 
 
-def measure(label: str, batch: int, bf16: bool, seconds: float) -> dict:
+def measure(label: str, batch: int, bf16: bool, seconds: float, size: int = 64) -> dict:
     name, kwargs = NETS[label]
     net = build_network(name, 1, **kwargs).eval().to(memory_format=torch.channels_last)
-    x = torch.rand(batch, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    x = torch.rand(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         net(x)  # warm-up
         count, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
@@ -42,6 +43,7 @@ def measure(label: str, batch: int, bf16: bool, seconds: float) -> dict:
         "net": label,
         "params": sum(p.numel() for p in net.parameters()),
         "precision": "bf16" if bf16 else "32",
+        "image_size": size,
         "images_per_s": count * batch / wall,
         "images_per_cpu_s": count * batch / cpu,
     }
@@ -52,12 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nets", nargs="*", default=list(NETS), choices=list(NETS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--image-size", type=int, default=64, help="the input's side (data.image_size)")
     parser.add_argument("--seconds", type=float, default=5.0, help="time each measurement for this long")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = [measure(n, args.batch, bf16, args.seconds) for n in args.nets for bf16 in (False, True)]
-    print(f"batch {args.batch}, {args.threads} threads, inference_mode, channels-last")
+    results = [
+        measure(n, args.batch, bf16, args.seconds, args.image_size)
+        for n in args.nets
+        for bf16 in (False, True)
+    ]
+    print(
+        f"{args.image_size}x{args.image_size}, batch {args.batch}, {args.threads} threads, inference_mode, channels-last"
+    )
     print(f"| {'net':<14} | {'params':>9} | precision | images/s | images/CPU-s |")
     print(f"|{'-' * 16}|{'-' * 11}|-----------|---------:|-------------:|")
     for r in results:
@@ -67,7 +76,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"batch": args.batch, "threads": args.threads, "results": results}, handle, indent=2)
+            json.dump(
+                {
+                    "batch": args.batch,
+                    "threads": args.threads,
+                    "image_size": args.image_size,
+                    "results": results,
+                },
+                handle,
+                indent=2,
+            )
     return 0
 
 
