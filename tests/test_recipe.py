@@ -203,4 +203,5 @@ def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.Captur
     assert changed == {"head_channels": 64}
     assert merged["model"]["threshold_criterion"] == overlay["model"]["threshold_criterion"] == "f1"
     assert merged["data"]["attributes"] == "all" and merged["data"]["cache"] is True
-    assert set(overlay["data"]) == {"attributes"} and merged["trainer"]["max_epochs"] == 20
+    assert set(overlay["data"]) == {"attributes", "image_size"} and merged["data"]["image_size"] == 80
+    assert merged["trainer"]["max_epochs"] == 15
