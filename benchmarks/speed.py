@@ -25,6 +25,7 @@ NETS = {
     "original_bn": ("original_bn", {}),
     "resnet": ("resnet", {}),
     "resnet_spatial": ("resnet", {"head": "spatial"}),  # configs/smile-plus.yaml
+    "mini_xception": ("mini_xception", {}),  # configs/smile-fer.yaml (fer's weights do not change its speed)
 }
 
 

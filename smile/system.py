@@ -48,9 +48,9 @@ class AttributeClassifier(pl.LightningModule):
     Args:
         attributes: the attribute names, in head order (set from ``data.attributes`` by the CLI).
         net: the network: ``original`` (the notebook's CNN), ``original_bn`` (with batch normalisation)
-            or ``resnet`` (a small ResNet).
+            , ``resnet`` (a small ResNet) or ``mini_xception`` (fer's emotion network).
         net_kwargs: extra arguments of the network (``original``, ``original_bn``: dropout; ``resnet``: widths,
-            blocks, dropout, head, head_channels, grid).
+            blocks, dropout, head, head_channels, grid; ``mini_xception``: pretrained, loaded when a fit sets up).
         lr: the (peak) learning rate.
         weight_decay: Adam's L2 penalty on all parameters; AdamW's/SGD's decay on weights only.
         optimizer: ``adam`` (the original), ``adamw`` or ``sgd``.
@@ -96,6 +96,8 @@ class AttributeClassifier(pl.LightningModule):
         attributes = self.attributes = resolve_attributes(attributes)
         self.save_hyperparameters()
         self.net = build_network(net, len(self.attributes), **(net_kwargs or {}))
+        if channels_last and not getattr(self.net, "supports_channels_last", True):
+            raise OptionError(f"model.channels_last is true, which model.net {net} does not support; set it false")
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.ema = ema_model(self.net, ema_decay) if ema_decay is not None else None
@@ -126,6 +128,12 @@ class AttributeClassifier(pl.LightningModule):
             self.net.compile()
 
     def setup(self, stage: str) -> None:
+        if stage == "fit" and hasattr(self.net, "load_pretrained"):
+            # Before a resumed fit restores its checkpoint, which then replaces these weights; test and
+            # predict build the network from the checkpoint alone, so they never need the pretrained file.
+            self.net.load_pretrained()
+            if self.ema is not None:
+                self.ema.module.load_state_dict(self.net.state_dict())
         scheme = self.hparams.get("positive_weight")
         if stage != "fit" or scheme is None:
             return
