@@ -9,7 +9,9 @@ logged, measured from the command's start (so start-up, data preparation and val
 prints, for each run, the time until validation accuracy first reaches the notebook recipe's best
 validation accuracy of this run (the target), the time to its own final accuracy, and both curves in one
 PNG (``--plot``). ``--recipe-args "..."`` passes extra options to the recipe's run, as one string (e.g. a finer
-``--trainer.val_check_interval`` to see the crossing sooner; the table says what was passed).
+``--trainer.val_check_interval`` to see the crossing sooner; the table says what was passed), and
+``--leg NAME "OPTIONS"`` adds a fit after the two (repeatable), e.g. the recipe from fer's pretrained network:
+``--leg fer "--config configs/smile-plus.yaml --config configs/smile-fer.yaml"``.
 
 ``--from-runs NAME=DIR@START ...`` builds the table from runs already made (DIR the run folder with the
 events, START the command's start as a Unix time), for a run whose legs could not share one sitting;
@@ -88,7 +90,8 @@ def newest_run(folder: Path) -> Path:
     return runs[-1]
 
 
-def run_leg(name: str, config: str, root: str, out: Path, extra: list[str]) -> Leg:
+def run_leg(name: str, options: list[str], root: str, out: Path) -> Leg:
+    """``python -m smile fit OPTIONS --data.root ROOT`` in ``out/name``, timed from the command's start."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     root = str(Path(root).resolve())  # the fit runs in its own folder
@@ -97,11 +100,9 @@ def run_leg(name: str, config: str, root: str, out: Path, extra: list[str]) -> L
         "-m",
         "smile",
         "fit",
-        "--config",
-        str(ROOT / config),
+        *options,
         "--data.root",
         root,
-        *extra,
     ]
     print(f"[{name}] {' '.join(command)}", flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -116,6 +117,11 @@ def run_leg(name: str, config: str, root: str, out: Path, extra: list[str]) -> L
     leg = Leg(name, command[1:], read_curve(newest_run(folder), start), wall=wall)
     leg.cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
     return leg
+
+
+def project_path(option: str) -> str:
+    """A config named relative to the project (``configs/x.yaml``), made absolute: each fit runs in its own folder."""
+    return str(ROOT / option) if option.endswith((".yaml", ".yml")) and (ROOT / option).is_file() else option
 
 
 def from_run(spec: str) -> Leg:
@@ -183,7 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe-config", default="configs/smile-plus.yaml")
     parser.add_argument("--notebook-args", default="", help="extra options of the notebook's fit, one string")
     parser.add_argument("--recipe-args", default="", help="extra options of the recipe's fit, one string")
-    parser.add_argument("--from-runs", nargs=2, metavar="NAME=DIR@START", help="tabulate finished runs")
+    parser.add_argument(
+        "--leg",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "OPTIONS"),
+        help="one more fit after the two, with these options (one string; configs relative to the project)",
+    )
+    parser.add_argument("--from-runs", nargs="+", metavar="NAME=DIR@START", help="tabulate finished runs")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "time-to-accuracy.png")
     parser.add_argument("--results", type=Path, default=None, help="JSON (default: beside --plot)")
     args = parser.parse_args(argv)
@@ -191,10 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_runs:
         legs = [from_run(spec) for spec in args.from_runs]
     else:
-        legs = [
-            run_leg("notebook", args.notebook_config, args.root, args.out, shlex.split(args.notebook_args)),
-            run_leg("recipe", args.recipe_config, args.root, args.out, shlex.split(args.recipe_args)),
+        specs = [
+            ("notebook", ["--config", str(ROOT / args.notebook_config), *shlex.split(args.notebook_args)]),
+            ("recipe", ["--config", str(ROOT / args.recipe_config), *shlex.split(args.recipe_args)]),
+            *(
+                (name, [project_path(option) for option in shlex.split(options)])
+                for name, options in args.leg
+            ),
         ]
+        legs = [run_leg(name, options, args.root, args.out) for name, options in specs]
     target = legs[0].best
     text = table(legs, target)
     print(text)

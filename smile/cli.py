@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": (LIGHTNING, "Write predictions.csv: the test split, or your photos (--data.predict_path)"),
     "report": ("smile.evaluation.runner", "Write the evaluation report of a checkpoint"),
     "thresholds": ("smile.evaluation.thresholds", "Choose a checkpoint's decision thresholds on validation"),
+    "ensemble": ("smile.ensemble", "Join trained checkpoints into one that predicts their mean logit"),
     "export": ("smile.export", "Export a checkpoint to ONNX or torch.export (.pt2)"),
     "serve": ("smile.serve", "Serve a checkpoint over HTTP, with a web page to try it (127.0.0.1:8000)"),
     "download": ("smile.download", "Download CelebA (Google Drive, Hugging Face or Kaggle)"),

@@ -8,18 +8,20 @@ from typing import Any, Literal, get_args
 from torch import nn
 
 from smile.errors import OptionError
+from smile.models.ensemble import Ensemble
 from smile.models.mini_xception import MiniXception
 from smile.models.original import OriginalCNN
 from smile.models.resnet import OriginalBN, SmallResNet
 
 #: The names ``model.net`` accepts: a Literal so that the parser checks them and ``--help`` lists them.
-NetworkName = Literal["original", "original_bn", "resnet", "mini_xception"]
+NetworkName = Literal["original", "original_bn", "resnet", "mini_xception", "ensemble"]
 
 NETWORKS: dict[str, type[nn.Module]] = {
     "original": OriginalCNN,
     "original_bn": OriginalBN,
     "resnet": SmallResNet,
     "mini_xception": MiniXception,
+    "ensemble": Ensemble,
 }
 assert set(get_args(NetworkName)) == set(NETWORKS), "NetworkName must list the NETWORKS"
 

@@ -1,0 +1,102 @@
+"""``python -m smile ensemble A.ckpt B.ckpt [...] --out ensemble.ckpt``: one checkpoint that answers with
+the mean of the given models' logits (:class:`smile.models.ensemble.Ensemble`).
+
+The members must predict the same attributes from the same input (``data.image_size``); each keeps its
+trained weights (the averaged ones where it kept an EMA). The new checkpoint takes the first member's
+data settings, decides at 0.5 (``smile thresholds`` tunes it like any other) and works wherever a
+checkpoint does: test, predict, the Python API, serving and export. Its prediction cost is the sum of
+its members'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from smile.errors import CheckpointError
+from smile.evaluation.metrics import DEFAULT_THRESHOLD
+from smile.io import atomic_write, fresh_path
+from smile.training.checkpoints import load_checkpoint, resolve_checkpoint
+
+#: Data settings that must agree: they decide what the networks see.
+SAME_INPUT = ("image_size",)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smile ensemble",
+        description="Join trained checkpoints into one that predicts the mean of their logits.",
+    )
+    parser.add_argument("checkpoints", nargs="+", help="two or more .ckpt files (or best / last)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="the new checkpoint (never over an existing file)"
+    )
+    return parser
+
+
+def member_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's weights that the checkpoint's model evaluates with: the EMA's when it kept one."""
+    state = checkpoint["state_dict"]
+    prefix = "ema.module." if any(key.startswith("ema.module.") for key in state) else "net."
+    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def join(paths: list[Path]) -> dict[str, Any]:
+    """The ensemble checkpoint of the checkpoints at ``paths``."""
+    if len(paths) < 2:
+        raise CheckpointError(f"an ensemble needs at least 2 checkpoints, got {len(paths)}")
+    checkpoints = [load_checkpoint(path) for path in paths]
+    first, first_path = checkpoints[0], paths[0]
+    attributes = list(first["hyper_parameters"]["attributes"])
+    data = first.get("datamodule_hyper_parameters", {})
+    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
+        theirs = list(checkpoint["hyper_parameters"]["attributes"])
+        if theirs != attributes:
+            raise CheckpointError(f"{path}: predicts {theirs}, but {first_path} predicts {attributes}")
+        for key in SAME_INPUT:
+            mine, other = data.get(key), checkpoint.get("datamodule_hyper_parameters", {}).get(key)
+            if mine != other:
+                raise CheckpointError(f"{path}: data.{key} is {other}, but {first_path} has {mine}")
+    members = [
+        {
+            "net": c["hyper_parameters"]["net"],
+            "net_kwargs": dict(c["hyper_parameters"].get("net_kwargs") or {}),
+        }
+        for c in checkpoints
+    ]
+    hyper = {
+        **first["hyper_parameters"],
+        "net": "ensemble",
+        "net_kwargs": {"members": members},
+        "ema_decay": None,
+        "threshold_criterion": None,
+        "channels_last": all(c["hyper_parameters"].get("channels_last", False) for c in checkpoints),
+    }
+    state = {"thresholds": torch.full((len(attributes),), DEFAULT_THRESHOLD)}
+    for i, checkpoint in enumerate(checkpoints):
+        state.update({f"net.members.{i}.{key}": value for key, value in member_weights(checkpoint).items()})
+    return {
+        "state_dict": state,
+        "hyper_parameters": hyper,
+        "datamodule_hyper_parameters": data,
+        "pytorch-lightning_version": first.get("pytorch-lightning_version"),
+        "epoch": first.get("epoch", 0),
+        "global_step": first.get("global_step", 0),
+        "ensemble_of": [str(path) for path in paths],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    paths = [resolve_checkpoint(value) for value in args.checkpoints]
+    checkpoint = join(paths)
+    out = fresh_path(args.out)
+    with atomic_write(out, "wb") as handle:
+        torch.save(checkpoint, handle)
+    members = ", ".join(m["net"] for m in checkpoint["hyper_parameters"]["net_kwargs"]["members"])
+    print(f"Wrote {out}: the mean logit of {len(paths)} models ({members})", file=sys.stderr)
+    return 0
