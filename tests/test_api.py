@@ -104,7 +104,8 @@ def test_predict_aligned_takes_celeba_crops(model: smile.Predictor, sample_or_sy
     probabilities = model.predict_aligned([Image.open(f) for f in files])
     assert probabilities.shape == (3, 1) and np.ptp(probabilities) > 1e-3
     single = model.predict_aligned(Image.open(files[1]))
-    assert single.shape == (1, 1) and abs(single[0, 0] - probabilities[1, 0]) <= 1e-6
+    # float32 sums differ in the last bits between batch sizes (oneDNN picks other kernels): 1.5e-06 on AVX512
+    assert single.shape == (1, 1) and abs(single[0, 0] - probabilities[1, 0]) <= 1e-5
     assert model.decide(probabilities).tolist() == (probabilities >= 0.5).tolist()
 
 

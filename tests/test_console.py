@@ -96,7 +96,7 @@ def test_help_lists_choices_without_markup(capsys: pytest.CaptureFixture) -> Non
         main(["fit", "--help"])
     out = capsys.readouterr().out
     assert out.startswith("usage: smile")
-    assert "--model.net {original,original_bn,resnet}" in out
+    assert "--model.net {original,original_bn,resnet,mini_xception,ensemble}" in out
     assert "--data.detector {auto,mtcnn,yunet,haar}" in out
     for markup in (":class:`", ":data:`", ":mod:`", ":func:`", "``"):
         assert markup not in out, markup
@@ -105,7 +105,10 @@ def test_help_lists_choices_without_markup(capsys: pytest.CaptureFixture) -> Non
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model.net", "bogus"], "expected one of: original, original_bn, resnet; got bogus"),
+        (
+            ["--model.net", "bogus"],
+            "expected one of: original, original_bn, resnet, mini_xception, ensemble; got bogus",
+        ),
         (["--model.optimizr", "adam"], "(did you mean --model.optimizer?)"),
     ],
 )

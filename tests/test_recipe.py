@@ -20,16 +20,29 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FAST = [*CLI_FAST, "--trainer.limit_test_batches", "1"]
 
 
+#: Arguments a network cannot do without (an ensemble needs its members).
+REQUIRED = {"ensemble": {"members": [{"net": "original"}, {"net": "mini_xception"}]}}
+
+
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 @pytest.mark.parametrize("outputs", [1, 40])
 def test_every_network_gives_one_logit_per_attribute(name: str, outputs: int) -> None:
-    net = build_network(name, outputs).eval()
+    net = build_network(name, outputs, **REQUIRED.get(name, {})).eval()
     assert net(torch.rand(3, 3, 64, 64)).shape == (3, outputs)
 
 
 def test_parameter_counts() -> None:
-    count = {name: sum(p.numel() for p in build_network(name, 1).parameters()) for name in NETWORKS}
-    assert count == {"original": 388_673, "original_bn": 389_153, "resnet": 1_226_657}
+    count = {
+        name: sum(p.numel() for p in build_network(name, 1, **REQUIRED.get(name, {})).parameters())
+        for name in NETWORKS
+    }
+    assert count == {
+        "original": 388_673,
+        "original_bn": 389_153,
+        "resnet": 1_226_657,
+        "mini_xception": 56_951,
+        "ensemble": 388_673 + 56_951,
+    }
 
 
 def test_spatial_head() -> None:
