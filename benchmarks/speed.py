@@ -4,7 +4,7 @@
     PYTHONPATH=. python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet] [--image-size 64]
 
 Images per second of the forward pass in ``torch.inference_mode`` at the given batch size, float32 and
-bfloat16 autocast, channels-last where the network supports it. Besides wall-clock speed it prints
+bfloat16 autocast, channels-last. Besides wall-clock speed it prints
 images per CPU-second (the process's CPU time), which is the steadier figure on a machine shared with
 other work.
 """
@@ -37,10 +37,8 @@ NETS = {
 
 def measure(label: str, batch: int, bf16: bool, seconds: float, size: int = 64) -> dict:
     name, kwargs = NETS[label]
-    net = build_network(name, 1, **kwargs).eval()
-    x = torch.rand(batch, 3, size, size)
-    if getattr(net, "supports_channels_last", True):  # as model.channels_last runs it
-        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    net = build_network(name, 1, **kwargs).eval().to(memory_format=torch.channels_last)
+    x = torch.rand(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         net(x)  # warm-up
         count, wall0, cpu0 = 0, time.perf_counter(), time.process_time()

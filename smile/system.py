@@ -96,8 +96,6 @@ class AttributeClassifier(pl.LightningModule):
         attributes = self.attributes = resolve_attributes(attributes)
         self.save_hyperparameters()
         self.net = build_network(net, len(self.attributes), **(net_kwargs or {}))
-        if channels_last and not getattr(self.net, "supports_channels_last", True):
-            raise OptionError(f"model.channels_last is true, which model.net {net} does not support; set it false")
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.ema = ema_model(self.net, ema_decay) if ema_decay is not None else None

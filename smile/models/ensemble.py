@@ -35,7 +35,6 @@ class Ensemble(nn.Module):
             build_network(member["net"], num_outputs, **(member.get("net_kwargs") or {}))
             for member in members
         )
-        self.supports_channels_last = all(getattr(m, "supports_channels_last", True) for m in self.members)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.stack([member(x) for member in self.members]).mean(0)

@@ -57,10 +57,13 @@ class XceptionBlock(nn.Module):
         self.body = nn.Sequential(
             SeparableConv(cin, cout), bn(cout), nn.ReLU(), SeparableConv(cout, cout), bn(cout)
         )
-        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), bn(cout))
+        # Keras's strided 1x1 convolution, as a 1x1 convolution of every other pixel: the same function,
+        # and torch 2.14's CPU backward of the strided form corrupts memory in channels-last (8 -> 16
+        # channels at 60x60 aborts the process with "free(): invalid next size")
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), bn(cout))
 
     def forward(self, x: Tensor) -> Tensor:
-        return max_pool_same(self.body(x)) + self.shortcut(x)
+        return max_pool_same(self.body(x)) + self.shortcut(x[:, :, ::2, ::2])
 
 
 class MiniXception(nn.Module):
@@ -82,10 +85,6 @@ class MiniXception(nn.Module):
             :meth:`load_pretrained`, which fitting calls before the first step (a checkpoint carries the
             weights, so testing and predicting never need fer).
     """
-
-    #: Its training step aborts the process ("double free or corruption") when the weights are in
-    #: channels-last memory on the CPU (torch 2.14), so ``model.channels_last`` is refused.
-    supports_channels_last = False
 
     def __init__(self, num_outputs: int = 1, pretrained: str | None = None) -> None:
         super().__init__()
