@@ -4,9 +4,8 @@
     PYTHONPATH=. python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet] [--image-size 64]
 
 Images per second of the forward pass in ``torch.inference_mode`` at the given batch size, float32 and
-bfloat16 autocast, channels-last. Besides wall-clock speed it prints
-images per CPU-second (the process's CPU time), which is the steadier figure on a machine shared with
-other work.
+bfloat16 autocast, channels-last. Besides wall-clock speed it prints images per CPU-second (the process's
+CPU time), which is the steadier figure on a machine shared with other work.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@ the mean of the given models' logits (:class:`smile.models.ensemble.Ensemble`).
 
 The members must predict the same attributes from the same input (``data.image_size``); each keeps its
 trained weights (the averaged ones where it kept an EMA). The new checkpoint takes the first member's
-data settings, decides at 0.5 (``smile thresholds`` tunes it like any other) and works wherever a
-checkpoint does: test, predict, the Python API, serving and export. Its prediction cost is the sum of
-its members'.
+data settings and its flip averaging (``model.tta``, applied to the mean), decides at 0.5 (``smile
+thresholds`` tunes it like any other) and works wherever a checkpoint does: test, predict, the Python
+API, serving and export. Its prediction cost is the sum of its members'.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
+from smile.decisions import DEFAULT_THRESHOLD
 from smile.errors import CheckpointError
-from smile.evaluation.metrics import DEFAULT_THRESHOLD
 from smile.io import atomic_write, fresh_path
-from smile.training.checkpoints import load_checkpoint, resolve_checkpoint
+from smile.system import AttributeClassifier
+from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
 
 #: Data settings that must agree: they decide what the networks see.
 SAME_INPUT = ("image_size",)
@@ -39,10 +40,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def member_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The network's weights that the checkpoint's model evaluates with: the EMA's when it kept one."""
-    state = checkpoint["state_dict"]
-    prefix = "ema.module." if any(key.startswith("ema.module.") for key in state) else "net."
-    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    """The weights of the network the checkpoint's model evaluates with (the EMA's when it kept one)."""
+    classifier = AttributeClassifier(**checkpoint_settings(checkpoint).model)
+    classifier.load_state_dict(checkpoint["state_dict"])
+    return classifier.evaluation_net.state_dict()
 
 
 def join(paths: list[Path]) -> dict[str, Any]:

@@ -88,8 +88,9 @@ class ProbabilityModel(nn.Module):
     def from_classifier(
         cls, classifier: AttributeClassifier, tensor_steps: Sequence[nn.Module], uint8: bool
     ) -> ProbabilityModel:
-        net = classifier.ema.module if classifier.ema is not None else classifier.net
-        return cls(net, tensor_steps, uint8, tta=bool(classifier.hparams.get("tta"))).eval()
+        return cls(
+            classifier.evaluation_net, tensor_steps, uint8, tta=bool(classifier.hparams.get("tta"))
+        ).eval()
 
     def forward(self, images: Tensor) -> Tensor:
         if self.uint8:

@@ -47,10 +47,12 @@ class AttributeClassifier(pl.LightningModule):
 
     Args:
         attributes: the attribute names, in head order (set from ``data.attributes`` by the CLI).
-        net: the network: ``original`` (the notebook's CNN), ``original_bn`` (with batch normalisation)
-            , ``resnet`` (a small ResNet) or ``mini_xception`` (fer's emotion network).
+        net: the network: ``original`` (the notebook's CNN), ``original_bn`` (with batch normalisation),
+            ``resnet`` (a small ResNet), ``mini_xception`` (fer's emotion network) or ``ensemble`` (the
+            mean logit of several, built by ``smile ensemble``).
         net_kwargs: extra arguments of the network (``original``, ``original_bn``: dropout; ``resnet``: widths,
-            blocks, dropout, head, head_channels, grid; ``mini_xception``: pretrained, loaded when a fit sets up).
+            blocks, dropout, head, head_channels, grid; ``mini_xception``: pretrained, loaded when a fit sets up;
+            ``ensemble``: members).
         lr: the (peak) learning rate.
         weight_decay: Adam's L2 penalty on all parameters; AdamW's/SGD's decay on weights only.
         optimizer: ``adam`` (the original), ``adamw`` or ``sgd``.
@@ -149,6 +151,11 @@ class AttributeClassifier(pl.LightningModule):
         if message:
             rank_zero_warn(message)
 
+    @property
+    def evaluation_net(self) -> torch.nn.Module:
+        """The network that validation, test and predict run: the averaged weights when ``ema_decay`` keeps them."""
+        return self.ema.module if self.ema is not None else self.net
+
     def forward(self, images: Tensor) -> Tensor:
         """Logits, ``(batch, num_attributes)``: of the trained network in training, else of the averaged
         weights (``ema_decay``) and with flip averaging (``tta``) when these are on."""
@@ -156,7 +163,7 @@ class AttributeClassifier(pl.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         if self.training:
             return self.net(images)
-        net = self.ema.module if self.ema is not None else self.net
+        net = self.evaluation_net
         return flip_averaged(net, images) if self.hparams.tta else net(images)
 
     def _stats(self, stage: str) -> Metric:
