@@ -43,7 +43,7 @@ def _probabilities(model: ProjectModel, crops: list) -> np.ndarray:
 
     from smile.data.pil_transforms import eval_transform
 
-    transform = eval_transform(model.image_size)
+    transform = eval_transform(model.image_size, model.crop_size)
     out = []
     with torch.inference_mode():
         for start in range(0, len(crops), model.batch_size):
@@ -115,7 +115,9 @@ def measure_wild(model: ProjectModel, wild: Path, peers_json: Path | None = None
             "no_detection": {"n": len(whole), "files": [p.name for p in whole]},
         }
     else:
-        faces = PhotoFaces.from_path(data.files[0].parent, eval_transform(model.image_size), no_face="whole")
+        faces = PhotoFaces.from_path(
+            data.files[0].parent, eval_transform(model.image_size, model.crop_size), no_face="whole"
+        )
         detected: dict[Path, list[int]] = {}
         whole = []
         for i, row in enumerate(faces.rows):

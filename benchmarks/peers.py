@@ -323,9 +323,16 @@ class ProjectModel:
         if ATTRIBUTE not in self.model.attributes:
             raise Skip(f"{checkpoint} predicts {self.model.attributes}, not {ATTRIBUTE}")
         self.index = self.model.attributes.index(ATTRIBUTE)
-        self.image_size = int(raw.get("datamodule_hyper_parameters", {}).get("image_size", 64))
+        data = raw.get("datamodule_hyper_parameters", {})
+        self.image_size = int(data.get("image_size", 64))
+        self.crop_size = int(data.get("crop_size", 178))
         self.name, self.checkpoint, self.batch_size = name, checkpoint, batch_size
-        self.info = {"checkpoint": str(checkpoint), "epoch": raw.get("epoch"), "image_size": self.image_size}
+        self.info = {
+            "checkpoint": str(checkpoint),
+            "epoch": raw.get("epoch"),
+            "image_size": self.image_size,
+            "crop_size": self.crop_size,
+        }
         self.torch = torch
 
     def datamodule(self, **kwargs: Any):
@@ -334,6 +341,7 @@ class ProjectModel:
         return CelebADataModule(
             attributes=list(self.model.attributes),
             image_size=self.image_size,
+            crop_size=self.crop_size,
             batch_size=self.batch_size,
             num_workers=0,
             **kwargs,
@@ -359,7 +367,9 @@ class ProjectModel:
         from smile.photos.dataset import OK, WHOLE_IMAGE, PhotoFaces
 
         module = self.datamodule(predict_path=str(data.files[0].parent))
-        module.photos = PhotoFaces(faces.rows, eval_transform(self.image_size), root=faces.root)
+        module.photos = PhotoFaces(
+            faces.rows, eval_transform(self.image_size, self.crop_size), root=faces.root
+        )
         start = time.perf_counter()
         probs: dict[int, float] = {}
         with self.torch.inference_mode():

@@ -31,6 +31,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import functional as F
 
+from smile.data.celeba import CROP_SIZE
 from smile.data.pil_transforms import eval_transform
 from smile.decisions import DEFAULT_THRESHOLD
 from smile.errors import SmileError
@@ -128,7 +129,8 @@ class Predictor:
     """A trained model ready to predict on photos; made by :func:`load`.
 
     Attributes: ``attributes`` (names, in output order), ``thresholds`` (one per attribute: an attribute
-    is predicted present when its probability is greater), ``device``, ``source`` (the file loaded), ``backend`` (``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side).
+    is predicted present when its probability is greater), ``device``, ``source`` (the file loaded), ``backend`` (``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side), ``crop_size`` (the side of the face window it sees, in
+    pixels of the 178x218 aligned face).
     """
 
     def __init__(
@@ -153,13 +155,14 @@ class Predictor:
             dtype=np.float64,
         )
         self.image_size = int(metadata["input"]["shape"][-1])
+        self.crop_size = int(metadata["input"].get("crop_size", CROP_SIZE))  # absent: exported before it
         self.uint8_input = metadata["input"]["dtype"] == "uint8"
         self.metadata, self.source, self.backend, self.device = metadata, source, backend, device
         self.detector, self.min_face, self.max_pixels = detector, min_face, max_pixels
         self._network = network
         from smile.export import split_transform  # the steps before ToTensor, as in training
 
-        self._image_steps = split_transform(eval_transform(self.image_size))[0]
+        self._image_steps = split_transform(eval_transform(self.image_size, self.crop_size))[0]
         self._local = threading.local()
 
     def __repr__(self) -> str:

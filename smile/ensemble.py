@@ -17,14 +17,16 @@ from typing import Any
 
 import torch
 
+from smile.data.celeba import CROP_SIZE
 from smile.decisions import DEFAULT_THRESHOLD
 from smile.errors import CheckpointError
 from smile.io import atomic_write, fresh_path
 from smile.system import AttributeClassifier
 from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
 
-#: Data settings that must agree: they decide what the networks see.
-SAME_INPUT = ("image_size",)
+#: Data settings that must agree, with their values in checkpoints saved before them: they decide what
+#: the networks see.
+SAME_INPUT = {"image_size": 64, "crop_size": CROP_SIZE}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,8 +60,9 @@ def join(paths: list[Path]) -> dict[str, Any]:
         theirs = list(checkpoint["hyper_parameters"]["attributes"])
         if theirs != attributes:
             raise CheckpointError(f"{path}: predicts {theirs}, but {first_path} predicts {attributes}")
-        for key in SAME_INPUT:
-            mine, other = data.get(key), checkpoint.get("datamodule_hyper_parameters", {}).get(key)
+        for key, default in SAME_INPUT.items():
+            mine = data.get(key, default)
+            other = checkpoint.get("datamodule_hyper_parameters", {}).get(key, default)
             if mine != other:
                 raise CheckpointError(f"{path}: data.{key} is {other}, but {first_path} has {mine}")
     members = [

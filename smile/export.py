@@ -148,7 +148,8 @@ def _load(
     classifier.eval()
     settings = checkpoint_settings(checkpoint)
     size = int(settings.data.get("image_size", 64))
-    transform = eval_transform(size)
+    crop = int(settings.data.get("crop_size", CROP_SIZE))
+    transform = eval_transform(size, crop)
     before, after = split_transform(transform)
     model = ProbabilityModel.from_classifier(classifier, after, uint8=input_dtype == "uint8")
     value_range = [0, 255] if input_dtype == "uint8" else [0.0, 1.0]
@@ -157,8 +158,8 @@ def _load(
     )
     preprocessing = (
         f"Align the face to CelebA's 178x218 framing (eyes, nose and mouth corners where img_align_celeba "
-        f"has them; smile.photos.faces.FaceAligner does this for any photo), take the central {CROP_SIZE}x{CROP_SIZE} "
-        f"crop (rows 20-197 of the 218), resize it to {size}x{size} with bilinear interpolation and "
+        f"has them; smile.photos.faces.FaceAligner does this for any photo), take the central {crop}x{crop} "
+        f"crop (rows {round((218 - crop) / 2)}-{round((218 - crop) / 2) + crop - 1} of the 218), resize it to {size}x{size} with bilinear interpolation and "
         f"antialiasing (torchvision Resize on a PIL image, i.e. PIL's BILINEAR), and give the RGB channels "
         f"in NCHW layout as {input_dtype}: {scaling}."
     )
@@ -168,6 +169,7 @@ def _load(
         "input": {
             "name": INPUT_NAME,
             "shape": ["batch", 3, size, size],
+            "crop_size": crop,
             "layout": "NCHW",
             "channels": "RGB",
             "dtype": input_dtype,

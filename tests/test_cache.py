@@ -32,6 +32,7 @@ from smile.data.cache import (
     serving_device,
 )
 from smile.data.datamodule import CelebADataModule
+from smile.errors import DataError
 
 
 def datamodule(root: Path, **kwargs) -> CelebADataModule:
@@ -61,6 +62,26 @@ def test_geometry_reproduces_the_original_crop_windows(size: int) -> None:
     assert geometry.source_offset(geometry.max_offset) == pytest.approx(40, abs=1 / geometry.scale)
     if size == 64:
         assert (geometry.height, geometry.max_offset, geometry.eval_offset) == (78, 14, 7)
+
+
+@pytest.mark.parametrize(("size", "crop"), [(64, 138), (64, 96), (80, 150), (64, 177)])
+def test_a_tighter_window_keeps_the_centre_and_the_vertical_play(size: int, crop: int) -> None:
+    geometry = cache_geometry(size, crop)
+    assert geometry.scale == size / crop and geometry.height >= size
+    assert geometry.top >= 0 and geometry.bottom <= 218
+    # CenterCrop(crop) of the 178x218 face: columns and rows start at round((178|218 - crop) / 2)
+    assert (geometry.left, geometry.right) == (round((178 - crop) / 2), round((178 - crop) / 2) + crop)
+    centre = round((218 - crop) / 2)
+    assert geometry.source_offset(geometry.eval_offset) == pytest.approx(centre, abs=0.5 / geometry.scale)
+    # training windows move 20 rows up and down from it, as RandomCrop(178)'s do on 218 rows
+    assert geometry.source_offset(0) == pytest.approx(centre - 20, abs=1 / geometry.scale)
+    assert geometry.source_offset(geometry.max_offset) == pytest.approx(centre + 20, abs=1 / geometry.scale)
+
+
+@pytest.mark.parametrize("crop", [95, 179, 0])
+def test_a_window_that_does_not_fit_the_face_is_refused(crop: int, synthetic_root: Path) -> None:
+    with pytest.raises(DataError, match=rf"data.crop_size is {crop}: .* 96 to 178"):
+        CelebADataModule(root=str(synthetic_root), crop_size=crop)
 
 
 def test_cache_is_built_once_with_a_manifest_then_reused(synthetic_root: Path, tmp_path: Path) -> None:
@@ -205,6 +226,29 @@ def test_eval_tensors_agree_with_the_jpeg_pipeline(
     assert (cached - reference).abs().mean(dim=(1, 2, 3)).max() < 0.02
 
 
+@pytest.mark.parametrize("decoder", ["pil", "torchvision"])
+def test_tighter_windows_agree_with_the_jpeg_pipeline(
+    synthetic_root: Path, tmp_path: Path, decoder: str
+) -> None:
+    data = datamodule(synthetic_root, crop_size=138)
+    cache = open_cache(*split_args(data, "val", tmp_path), decoder=decoder, crop_size=138)
+    assert cache.key.stem == "val-20-64px-crop138" and cache.images.shape == (20, 3, 82, 64)
+    difference = (eval_crop(as_float(cache.images), cache.geometry) - jpeg_eval_batch(data, "val")).abs()
+    assert difference.mean() < 0.02 and difference.mean(dim=(1, 2, 3)).max() < 0.02
+    # and it is another picture than the whole-width window's
+    wide = eval_crop(as_float(open_cache(*split_args(data, "val", tmp_path)).images), cache_geometry(64))
+    assert (wide - jpeg_eval_batch(data, "val")).abs().mean() > 0.05
+    # the training windows are the JPEG pipeline's crops at the matching rows
+    image = Image.open(data.datasets["val"].image_dir / data.datasets["val"].files[0]).convert("RGB")
+    to_input = transforms.Compose([transforms.Resize((64, 64)), transforms.ToTensor()])
+    geometry = cache.geometry
+    for offset in (0, geometry.max_offset):
+        row = round(geometry.source_offset(offset))
+        reference = to_input(image.crop((geometry.left, row, geometry.right, row + 138)))
+        window = as_float(cache.images[:1])[0, :, offset : offset + 64].float() / 255
+        assert (window - reference).abs().mean() < 0.02, offset
+
+
 def test_eval_tensors_agree_with_the_jpeg_pipeline_on_real_faces(sample_root: Path, tmp_path: Path) -> None:
     data = datamodule(sample_root)
     cache = open_cache(*split_args(data, "val", tmp_path))  # never beside the read-only sample
@@ -342,3 +386,42 @@ def test_cli_fits_in_bf16_channels_last_and_predicts_from_the_cache(
     jpeg = predictions()
     assert list(cached) == list(jpeg) and len(cached) == 20
     assert max(abs(cached[name] - jpeg[name]) for name in cached) < 0.02
+
+
+def test_a_tighter_window_travels_with_the_checkpoint(synthetic_root: Path, tmp_path: Path) -> None:
+    """data.crop_size is saved with the run: predict (cache or JPEG), smile.load and export all use it."""
+    import smile
+    from smile.export import load_for_export
+
+    os.chdir(tmp_path)
+    cache = ["--data.cache", "true", "--data.cache_dir", str(tmp_path / "cache")]
+    args = ["fit", "--data.root", str(synthetic_root), "--trainer.max_epochs", "1", "--data.crop_size", "120"]
+    assert main([*args, *FAST, *cache]) == 0
+    folder = resolve_cache_dir(synthetic_root, tmp_path / "cache")
+    assert sorted(p.name for p in folder.glob("*.json")) == [
+        "train-160-64px-crop120.json",
+        "val-20-64px-crop120.json",
+    ]
+    run = tmp_path / "lightning_logs" / "version_0"
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    assert torch.load(checkpoint, weights_only=True)["datamodule_hyper_parameters"]["crop_size"] == 120
+
+    def predictions() -> dict[str, float]:
+        with open(run / "predictions.csv") as handle:
+            return {row["image"]: float(row["Smiling"]) for row in csv.DictReader(handle)}
+
+    quiet = ["--trainer.enable_progress_bar", "false"]
+    assert main(["predict", "--ckpt_path", "last", *quiet]) == 0
+    cached = predictions()
+    assert main(["predict", "--ckpt_path", "last", "--data.cache", "false", *quiet]) == 0
+    jpeg = predictions()
+    assert max(abs(cached[name] - jpeg[name]) for name in cached) < 0.02
+    predictor = smile.load(checkpoint)
+    assert predictor.crop_size == 120
+    names = sorted(jpeg)[:4]
+    aligned = predictor.predict_aligned([Image.open(synthetic_root / "img_align_celeba" / n) for n in names])
+    assert np.abs(aligned[:, 0] - np.array([jpeg[n] for n in names])).max() < 1e-4
+    _, metadata = load_for_export(checkpoint)
+    assert metadata["input"]["crop_size"] == 120
+    assert "central 120x120 crop (rows 49-168 of the 218)" in metadata["preprocessing"]
+    assert metadata["image_transform"][0].startswith("CenterCrop(size=(120, 120))")

@@ -63,6 +63,15 @@ def test_members_with_other_attributes_are_refused_by_name(
     torch.save(other, tmp_path / "larger.ckpt")
     with pytest.raises(CheckpointError, match=r"larger.ckpt: data.image_size is 80, but .* has 64"):
         join([members[0], tmp_path / "larger.ckpt"])
+    # a tighter face window is another input too; a checkpoint saved before data.crop_size had 178
+    other["datamodule_hyper_parameters"]["image_size"] = 64
+    other["datamodule_hyper_parameters"]["crop_size"] = 138
+    torch.save(other, tmp_path / "tighter.ckpt")
+    with pytest.raises(CheckpointError, match=r"tighter.ckpt: data.crop_size is 138, but .* has 178"):
+        join([members[0], tmp_path / "tighter.ckpt"])
+    other["datamodule_hyper_parameters"]["crop_size"] = 178
+    torch.save(other, tmp_path / "same.ckpt")
+    join([members[0], tmp_path / "same.ckpt"])
 
 
 def test_an_ensemble_needs_two_members() -> None:

@@ -81,6 +81,7 @@ def test_exported_model_matches_the_checkpoint(
     assert metadata["input"] == {
         "name": "images",
         "shape": ["batch", 3, 64, 64],
+        "crop_size": 178,
         "layout": "NCHW",
         "channels": "RGB",
         "dtype": "float32",

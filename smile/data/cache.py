@@ -7,6 +7,8 @@ evaluation, at a random height for training; horizontally it cannot move) and re
 window of ``image_size`` rows is exactly a 178x178 window of the original: rows ``eval_offset``
 onwards are the centre crop, and offsets ``0..max_offset`` cover the training crops' vertical
 positions 0..40 (:mod:`smile.data.batch_transforms` cuts and flips the windows on the device).
+A tighter window (``data.crop_size`` c < 178) keeps the same centre and the same 40 rows of vertical
+play: the cache holds the central c columns and c + 40 rows, resized by ``image_size / c``.
 
 One split's cache is three files in the cache folder, named ``<split>-<n>-<size>px``:
 
@@ -45,7 +47,7 @@ import torch.utils.data
 from filelock import FileLock
 from torch.utils.data import Dataset
 
-from smile.data.celeba import ALIGNED_SIZE, CROP_SIZE
+from smile.data.celeba import ALIGNED_SIZE, CROP_PLAY, CROP_SIZE, MIN_CROP_SIZE
 from smile.errors import DataError
 from smile.io import atomic_write
 
@@ -71,28 +73,47 @@ class CacheGeometry:
     eval_offset: int  # the evaluation (centre) window starts at this row
     top: float  # source row (fractional) of the cached image's top edge
     bottom: float  # source row of its bottom edge
+    left: int = 0  # source column of the cached image's left edge
+    crop_size: int = CROP_SIZE  # side of the network's window, in source pixels
 
     @property
     def scale(self) -> float:
-        return self.image_size / CROP_SIZE
+        return self.image_size / self.crop_size
+
+    @property
+    def right(self) -> int:
+        return self.left + self.crop_size
 
     def source_offset(self, offset: int) -> float:
         """The source row where a window starting at cached row ``offset`` starts (JPEG crops: 0..40)."""
         return self.top + offset / self.scale
 
 
-def cache_geometry(image_size: int) -> CacheGeometry:
-    """The cached image for ``image_size`` inputs: 64 -> 64x78, windows at rows 0..14, centre at 7."""
+def check_crop_size(crop_size: int) -> None:
+    """A :class:`DataError` unless ``crop_size`` is a window that fits CelebA's aligned faces."""
+    if not MIN_CROP_SIZE <= crop_size <= CROP_SIZE:
+        raise DataError(
+            f"data.crop_size is {crop_size}: give the side of the face window in pixels of CelebA's "
+            f"{SOURCE_WIDTH}x{SOURCE_HEIGHT} aligned image, {MIN_CROP_SIZE} to {CROP_SIZE} ({CROP_SIZE}: the "
+            "whole width, as the notebook)"
+        )
+
+
+def cache_geometry(image_size: int, crop_size: int = CROP_SIZE) -> CacheGeometry:
+    """The cached image for ``image_size`` inputs: 64 -> 64x78, windows at rows 0..14, centre at 7
+    (a 138-pixel window: 64x82, the source's columns 20..157 and rows 20.6..197.4)."""
     if image_size < 1:
         raise DataError(f"data.image_size is {image_size}: give a positive number of pixels")
-    scale = image_size / CROP_SIZE
-    height = max(image_size, math.floor(SOURCE_HEIGHT * scale + 1e-9))
+    check_crop_size(crop_size)
+    scale = image_size / crop_size
+    height = max(image_size, math.floor((crop_size + CROP_PLAY) * scale + 1e-9))
     max_offset = height - image_size
     eval_offset = max_offset // 2
-    centre_top = (SOURCE_HEIGHT - CROP_SIZE) // 2  # torchvision's CenterCrop: round(40 / 2) = 20
+    # torchvision's CenterCrop starts at int(round((218 - c) / 2)) (20 for 178) and likewise across
+    centre_top, left = round((SOURCE_HEIGHT - crop_size) / 2), round((SOURCE_WIDTH - crop_size) / 2)
     span = height / scale
     top = min(max(centre_top - eval_offset / scale, 0.0), SOURCE_HEIGHT - span)
-    return CacheGeometry(image_size, height, max_offset, eval_offset, top, top + span)
+    return CacheGeometry(image_size, height, max_offset, eval_offset, top, top + span, left, crop_size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -120,7 +141,7 @@ def _decode_pil(path: Path, geometry: CacheGeometry, draft: bool) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise DataError(f"{path}: not a readable image ({err})") from err
     k = image.size[0] / SOURCE_WIDTH  # 0.5 after a draft decode
-    box = (0.0, geometry.top * k, image.size[0], geometry.bottom * k)
+    box = (geometry.left * k, geometry.top * k, geometry.right * k, geometry.bottom * k)
     resized = image.resize((geometry.image_size, geometry.height), Image.Resampling.BILINEAR, box=box)
     return np.asarray(resized).transpose(2, 0, 1)
 
@@ -158,7 +179,7 @@ def _torchvision_batches(
     """
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    top, bottom = round(geometry.top), round(geometry.bottom)
+    top, bottom, left, right = round(geometry.top), round(geometry.bottom), geometry.left, geometry.right
     for start in range(0, len(files), batch):
         names = files[start : start + batch]
         data = []
@@ -186,14 +207,14 @@ def _torchvision_batches(
                 np.stack(
                     [
                         torch.nn.functional.interpolate(
-                            image[None, :, top:bottom], size=size, mode="bilinear", antialias=True
+                            image[None, :, top:bottom, left:right], size=size, mode="bilinear", antialias=True
                         )[0].numpy()
                         for image in decoded
                     ]
                 ),
             )
         else:  # on the GPU, the whole batch at once, in float
-            stacked = torch.stack(decoded)[:, :, top:bottom].float()
+            stacked = torch.stack(decoded)[:, :, top:bottom, left:right].float()
             resized = torch.nn.functional.interpolate(stacked, size=size, mode="bilinear", antialias=True)
             yield start, resized.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
@@ -333,7 +354,8 @@ class CacheKey:
 
     @property
     def stem(self) -> str:
-        return f"{self.split}-{self.count}-{self.geometry.image_size}px"
+        crop = "" if self.geometry.crop_size == CROP_SIZE else f"-crop{self.geometry.crop_size}"
+        return f"{self.split}-{self.count}-{self.geometry.image_size}px{crop}"
 
     def manifest(self, image_bytes: int, label_bytes: int) -> dict[str, Any]:
         return {
@@ -491,6 +513,7 @@ def open_cache(
     decoder: str = "pil",
     workers: int | None = None,
     progress: bool | None = None,
+    crop_size: int = CROP_SIZE,
 ) -> DecodedCache:
     """The cache of one split in ``folder``, built (or its labels rewritten) first when missing or stale.
 
@@ -503,7 +526,7 @@ def open_cache(
     key = CacheKey(
         split=split,
         count=len(files),
-        geometry=cache_geometry(image_size),
+        geometry=cache_geometry(image_size, crop_size),
         decoder=decoder,
         files=files_fingerprint(image_dir, files),
         labels=labels_fingerprint(labels),

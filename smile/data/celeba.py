@@ -21,8 +21,13 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
 
 #: Width and height of CelebA's aligned-and-cropped images (``img_align_celeba``).
 ALIGNED_SIZE: tuple[int, int] = (178, 218)
-#: The side of the square window the original transforms crop from an aligned image (its whole width).
+#: The side of the square window the original transforms crop from an aligned image (its whole width):
+#: the default and largest ``data.crop_size``.
 CROP_SIZE = 178
+#: The smallest ``data.crop_size``: a window that still holds both eyes and the mouth of an aligned face.
+MIN_CROP_SIZE = 96
+#: Rows of vertical play of the training crops: the original RandomCrop(178) on 218 rows (0..40).
+CROP_PLAY = ALIGNED_SIZE[1] - CROP_SIZE
 #: File name endings of CelebA images in any layout (the official JPEGs, and PNG copies).
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 

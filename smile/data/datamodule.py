@@ -18,8 +18,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from smile.data.batch_transforms import BatchAugment, transform_cached_batch
-from smile.data.cache import cache_geometry, cached_loader, open_cache, resolve_cache_dir, splits_for
-from smile.data.celeba import resolve_attributes
+from smile.data.cache import (
+    cache_geometry,
+    cached_loader,
+    check_crop_size,
+    open_cache,
+    resolve_cache_dir,
+    splits_for,
+)
+from smile.data.celeba import CROP_SIZE, resolve_attributes
 from smile.data.dataset import ImageAttributes
 from smile.data.layouts import (
     SPLITS,
@@ -105,7 +112,10 @@ class CacheSource:
 
     def on_device(self, batch: Any, training: bool, generator: torch.Generator | None) -> Any:
         return transform_cached_batch(
-            batch, cache_geometry(self.data.hparams.image_size), training, generator
+            batch,
+            cache_geometry(self.data.hparams.image_size, self.data.hparams.crop_size),
+            training,
+            generator,
         )
 
 
@@ -124,6 +134,9 @@ class CelebADataModule(pl.LightningDataModule):
         attributes: attribute names to predict, or ``all`` for all 40.
         train_subset: use only the first N training images (``null``: all); likewise for val and test.
         image_size: side of the square network input.
+        crop_size: side of the square face window, in pixels of CelebA's 178x218 aligned image, that is
+            resized to ``image_size``: 178 (the whole width, as the notebook) down to 96 for a tighter
+            face crop around the same centre (networks pretrained on tight crops, such as fer's).
         batch_size: images per batch (per device).
         num_workers: loader processes (``null``: one per core, at most 8).
         synthetic_images: when set and ``root`` holds no dataset, generate a synthetic CelebA-format
@@ -159,6 +172,7 @@ class CelebADataModule(pl.LightningDataModule):
         val_subset: int | None = None,
         test_subset: int | None = None,
         image_size: int = 64,
+        crop_size: int = CROP_SIZE,
         batch_size: int = 32,
         num_workers: int | None = None,
         synthetic_images: int | None = None,
@@ -189,6 +203,7 @@ class CelebADataModule(pl.LightningDataModule):
         ):
             if value is not None and value < 1:
                 raise DataError(f"data.{name} is {value}: give a positive count, or null for the whole split")
+        check_crop_size(crop_size)
         self.root = Path(root)
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.datasets: dict[str, ImageAttributes] = {}
@@ -232,7 +247,7 @@ class CelebADataModule(pl.LightningDataModule):
             if self.photos is None:
                 self.photos = PhotoFaces.from_path(
                     self.hparams.predict_path,
-                    eval_transform(self.hparams.image_size),
+                    eval_transform(self.hparams.image_size, self.hparams.crop_size),
                     aligned=self.hparams.aligned,
                     detector=self.hparams.detector,
                     min_face=self.hparams.min_face,
@@ -270,9 +285,9 @@ class CelebADataModule(pl.LightningDataModule):
             files = [table.files[i] for i in rows]
             self.split_rows[split] = rows
             transform = (
-                train_transform(self.hparams.image_size)
+                train_transform(self.hparams.image_size, self.hparams.crop_size)
                 if split == "train"
-                else eval_transform(self.hparams.image_size)
+                else eval_transform(self.hparams.image_size, self.hparams.crop_size)
             )
             self.datasets[split] = ImageAttributes(self.layout.images, files, labels[rows], transform)
 
@@ -287,6 +302,7 @@ class CelebADataModule(pl.LightningDataModule):
                 dataset.labels.numpy(),
                 resolve_cache_dir(self.root, self.hparams.cache_dir),
                 image_size=self.hparams.image_size,
+                crop_size=self.hparams.crop_size,
                 decoder=self.hparams.cache_decoder,
             )
         return self.caches[split]
