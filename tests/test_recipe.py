@@ -218,3 +218,17 @@ def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.Captur
     assert merged["data"]["attributes"] == "all" and merged["data"]["cache"] is True
     assert set(overlay["data"]) == {"attributes", "image_size"} and merged["data"]["image_size"] == 80
     assert merged["trainer"]["max_epochs"] == 15
+
+
+def test_fer_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
+    """configs/smile-fer.yaml changes the network, its warm-up and the face window; the rest is the recipe's."""
+    merged, recipe, overlay = overlaid("smile-fer.yaml", capsys)
+    assert merged["model"]["net"] == "mini_xception" and merged["model"]["net_kwargs"] == {
+        "pretrained": "fer"
+    }
+    for key in ("optimizer", "lr", "scheduler", "weight_decay", "channels_last"):
+        assert merged["model"][key] == recipe["model"][key], key
+    assert merged["model"]["warmup_epochs"] == 0.1
+    assert set(overlay["data"]) == {"crop_size"} and merged["data"]["crop_size"] == 138
+    assert merged["data"]["image_size"] == recipe["data"]["image_size"] == 64
+    assert merged["trainer"]["max_epochs"] == recipe["trainer"]["max_epochs"]
