@@ -314,7 +314,7 @@ class ProjectModel:
         import torch
 
         from smile.system import AttributeClassifier
-        from smile.training.checkpoints import load_checkpoint
+        from smile.training.checkpoints import checkpoint_settings, load_checkpoint
 
         raw = load_checkpoint(checkpoint)
         self.model = AttributeClassifier.load_from_checkpoint(
@@ -323,9 +323,8 @@ class ProjectModel:
         if ATTRIBUTE not in self.model.attributes:
             raise Skip(f"{checkpoint} predicts {self.model.attributes}, not {ATTRIBUTE}")
         self.index = self.model.attributes.index(ATTRIBUTE)
-        data = raw.get("datamodule_hyper_parameters", {})
-        self.image_size = int(data.get("image_size", 64))
-        self.crop_size = int(data.get("crop_size", 178))
+        settings = checkpoint_settings(raw)
+        self.image_size, self.crop_size = settings.image_size, settings.crop_size
         self.name, self.checkpoint, self.batch_size = name, checkpoint, batch_size
         self.info = {
             "checkpoint": str(checkpoint),

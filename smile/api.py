@@ -129,8 +129,9 @@ class Predictor:
     """A trained model ready to predict on photos; made by :func:`load`.
 
     Attributes: ``attributes`` (names, in output order), ``thresholds`` (one per attribute: an attribute
-    is predicted present when its probability is greater), ``device``, ``source`` (the file loaded), ``backend`` (``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side), ``crop_size`` (the side of the face window it sees, in
-    pixels of the 178x218 aligned face).
+    is predicted present when its probability is greater), ``device``, ``source`` (the file loaded),
+    ``backend`` (``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side), ``crop_size``
+    (the side of the face window it sees, in pixels of the 178x218 aligned face).
     """
 
     def __init__(

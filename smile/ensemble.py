@@ -17,16 +17,15 @@ from typing import Any
 
 import torch
 
-from smile.data.celeba import CROP_SIZE
 from smile.decisions import DEFAULT_THRESHOLD
 from smile.errors import CheckpointError
 from smile.io import atomic_write, fresh_path
 from smile.system import AttributeClassifier
 from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
 
-#: Data settings that must agree, with their values in checkpoints saved before them: they decide what
-#: the networks see.
-SAME_INPUT = {"image_size": 64, "crop_size": CROP_SIZE}
+#: Data settings that must agree (:class:`~smile.training.checkpoints.CheckpointSettings` properties): they
+#: decide what the networks see.
+SAME_INPUT = ("image_size", "crop_size")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,14 +54,14 @@ def join(paths: list[Path]) -> dict[str, Any]:
     checkpoints = [load_checkpoint(path) for path in paths]
     first, first_path = checkpoints[0], paths[0]
     attributes = list(first["hyper_parameters"]["attributes"])
-    data = first.get("datamodule_hyper_parameters", {})
+    data, settings = first.get("datamodule_hyper_parameters", {}), checkpoint_settings(first)
     for path, checkpoint in zip(paths[1:], checkpoints[1:]):
         theirs = list(checkpoint["hyper_parameters"]["attributes"])
         if theirs != attributes:
             raise CheckpointError(f"{path}: predicts {theirs}, but {first_path} predicts {attributes}")
-        for key, default in SAME_INPUT.items():
-            mine = data.get(key, default)
-            other = checkpoint.get("datamodule_hyper_parameters", {}).get(key, default)
+        other_settings = checkpoint_settings(checkpoint)
+        for key in SAME_INPUT:
+            mine, other = getattr(settings, key), getattr(other_settings, key)
             if mine != other:
                 raise CheckpointError(f"{path}: data.{key} is {other}, but {first_path} has {mine}")
     members = [

@@ -47,7 +47,7 @@ import torch
 from torch import Tensor, nn
 from torchvision import transforms
 
-from smile.data.celeba import CROP_SIZE
+from smile.data.celeba import centre_window
 from smile.data.pil_transforms import eval_transform
 from smile.errors import SmileError
 from smile.io import atomic_write
@@ -147,8 +147,8 @@ def _load(
     classifier = AttributeClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     classifier.eval()
     settings = checkpoint_settings(checkpoint)
-    size = int(settings.data.get("image_size", 64))
-    crop = int(settings.data.get("crop_size", CROP_SIZE))
+    size, crop = settings.image_size, settings.crop_size
+    top = centre_window(crop)[1]
     transform = eval_transform(size, crop)
     before, after = split_transform(transform)
     model = ProbabilityModel.from_classifier(classifier, after, uint8=input_dtype == "uint8")
@@ -159,7 +159,7 @@ def _load(
     preprocessing = (
         f"Align the face to CelebA's 178x218 framing (eyes, nose and mouth corners where img_align_celeba "
         f"has them; smile.photos.faces.FaceAligner does this for any photo), take the central {crop}x{crop} "
-        f"crop (rows {round((218 - crop) / 2)}-{round((218 - crop) / 2) + crop - 1} of the 218), resize it to {size}x{size} with bilinear interpolation and "
+        f"crop (rows {top}-{top + crop - 1} of the 218), resize it to {size}x{size} with bilinear interpolation and "
         f"antialiasing (torchvision Resize on a PIL image, i.e. PIL's BILINEAR), and give the RGB channels "
         f"in NCHW layout as {input_dtype}: {scaling}."
     )

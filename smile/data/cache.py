@@ -47,7 +47,7 @@ import torch.utils.data
 from filelock import FileLock
 from torch.utils.data import Dataset
 
-from smile.data.celeba import ALIGNED_SIZE, CROP_PLAY, CROP_SIZE, MIN_CROP_SIZE
+from smile.data.celeba import ALIGNED_SIZE, CROP_PLAY, CROP_SIZE, MIN_CROP_SIZE, centre_window
 from smile.errors import DataError
 from smile.io import atomic_write
 
@@ -73,8 +73,8 @@ class CacheGeometry:
     eval_offset: int  # the evaluation (centre) window starts at this row
     top: float  # source row (fractional) of the cached image's top edge
     bottom: float  # source row of its bottom edge
-    left: int = 0  # source column of the cached image's left edge
-    crop_size: int = CROP_SIZE  # side of the network's window, in source pixels
+    left: int  # source column of the cached image's left edge
+    crop_size: int  # side of the network's window, in source pixels
 
     @property
     def scale(self) -> float:
@@ -109,8 +109,7 @@ def cache_geometry(image_size: int, crop_size: int = CROP_SIZE) -> CacheGeometry
     height = max(image_size, math.floor((crop_size + CROP_PLAY) * scale + 1e-9))
     max_offset = height - image_size
     eval_offset = max_offset // 2
-    # torchvision's CenterCrop starts at int(round((218 - c) / 2)) (20 for 178) and likewise across
-    centre_top, left = round((SOURCE_HEIGHT - crop_size) / 2), round((SOURCE_WIDTH - crop_size) / 2)
+    left, centre_top = centre_window(crop_size)
     span = height / scale
     top = min(max(centre_top - eval_offset / scale, 0.0), SOURCE_HEIGHT - span)
     return CacheGeometry(image_size, height, max_offset, eval_offset, top, top + span, left, crop_size)

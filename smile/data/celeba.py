@@ -28,6 +28,14 @@ CROP_SIZE = 178
 MIN_CROP_SIZE = 96
 #: Rows of vertical play of the training crops: the original RandomCrop(178) on 218 rows (0..40).
 CROP_PLAY = ALIGNED_SIZE[1] - CROP_SIZE
+
+
+def centre_window(crop_size: int) -> tuple[int, int]:
+    """``(left, top)`` of the central ``crop_size`` square of an aligned face, where torchvision's
+    ``CenterCrop`` puts it (``int(round((178 - c) / 2))``, ``int(round((218 - c) / 2))``: 0, 20 for 178)."""
+    return round((ALIGNED_SIZE[0] - crop_size) / 2), round((ALIGNED_SIZE[1] - crop_size) / 2)
+
+
 #: File name endings of CelebA images in any layout (the official JPEGs, and PNG copies).
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 

@@ -7,6 +7,7 @@ reads the user's photos instead (:class:`smile.photos.dataset.PhotoFaces`)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from smile.data.batch_transforms import BatchAugment, transform_cached_batch
 from smile.data.cache import (
+    CacheGeometry,
     cache_geometry,
     cached_loader,
     check_crop_size,
@@ -110,13 +112,12 @@ class CacheSource:
             hparams.cache_on_device,
         )
 
+    @functools.cached_property
+    def geometry(self) -> CacheGeometry:
+        return cache_geometry(self.data.hparams.image_size, self.data.hparams.crop_size)
+
     def on_device(self, batch: Any, training: bool, generator: torch.Generator | None) -> Any:
-        return transform_cached_batch(
-            batch,
-            cache_geometry(self.data.hparams.image_size, self.data.hparams.crop_size),
-            training,
-            generator,
-        )
+        return transform_cached_batch(batch, self.geometry, training, generator)
 
 
 def default_num_workers() -> int:

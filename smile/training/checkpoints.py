@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from smile.data.celeba import CROP_SIZE
 from smile.errors import CheckpointError
 
 LOG_ROOT = Path("lightning_logs")
@@ -110,6 +111,17 @@ class CheckpointSettings:
 
     model: dict[str, Any]
     data: dict[str, Any]
+
+    @property
+    def image_size(self) -> int:
+        """The network's input side (64 when the checkpoint does not say)."""
+        return int(self.data.get("image_size", 64))
+
+    @property
+    def crop_size(self) -> int:
+        """The side of the face window the network sees (178, the whole width, in checkpoints saved
+        before ``data.crop_size``)."""
+        return int(self.data.get("crop_size", CROP_SIZE))
 
 
 def checkpoint_settings(checkpoint: dict[str, Any]) -> CheckpointSettings:
