@@ -2,10 +2,13 @@
 ``--image-size``: configs/all.yaml trains at 80).
 
     PYTHONPATH=. python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet] [--image-size 64]
+    PYTHONPATH=. python benchmarks/speed.py --nets --ckpt both.ckpt     # a trained model, as test and predict run it
 
 Images per second of the forward pass in ``torch.inference_mode`` at the given batch size, float32 and
-bfloat16 autocast, channels-last. Besides wall-clock speed it prints images per CPU-second (the process's
-CPU time), which is the steadier figure on a machine shared with other work.
+bfloat16 autocast, channels-last. ``--ckpt`` times a checkpoint's model as ``test`` and ``predict`` run it
+(an ensemble's members and ``model.tta`` included), at the checkpoint's input size. Besides wall-clock
+speed it prints images per CPU-second (the process's CPU time), which is the steadier figure on a machine
+shared with other work.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import time
 
 import torch
+from torch import nn
 
 from smile.models import build_network
 
@@ -37,6 +41,20 @@ NETS = {
 def measure(label: str, batch: int, bf16: bool, seconds: float, size: int = 64) -> dict:
     name, kwargs = NETS[label]
     net = build_network(name, 1, **kwargs).eval().to(memory_format=torch.channels_last)
+    return time_forward(label, net, batch, bf16, seconds, size)
+
+
+def measure_checkpoint(path: str, batch: int, bf16: bool, seconds: float) -> dict:
+    """A checkpoint's model (:class:`smile.system.AttributeClassifier`) at its own input size."""
+    from smile.system import AttributeClassifier
+    from smile.training.checkpoints import checkpoint_settings, load_checkpoint
+
+    size = checkpoint_settings(load_checkpoint(path)).image_size
+    model = AttributeClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
+    return time_forward(path, model, batch, bf16, seconds, size)
+
+
+def time_forward(label: str, net: nn.Module, batch: int, bf16: bool, seconds: float, size: int) -> dict:
     x = torch.rand(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         net(x)  # warm-up
@@ -62,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--image-size", type=int, default=64, help="the input's side (data.image_size)")
     parser.add_argument("--seconds", type=float, default=5.0, help="time each measurement for this long")
+    parser.add_argument("--ckpt", nargs="*", default=[], help="also time these checkpoints' models")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -69,16 +88,19 @@ def main(argv: list[str] | None = None) -> int:
         measure(n, args.batch, bf16, args.seconds, args.image_size)
         for n in args.nets
         for bf16 in (False, True)
+    ] + [
+        measure_checkpoint(path, args.batch, bf16, args.seconds)
+        for path in args.ckpt
+        for bf16 in (False, True)
     ]
-    print(
-        f"{args.image_size}x{args.image_size}, batch {args.batch}, {args.threads} threads, inference_mode, channels-last"
-    )
-    print(f"| {'net':<14} | {'params':>9} | precision | images/s | images/CPU-s |")
-    print(f"|{'-' * 16}|{'-' * 11}|-----------|---------:|-------------:|")
+    print(f"batch {args.batch}, {args.threads} threads, inference_mode, channels-last")
+    width = max(14, *(len(r["net"]) for r in results))
+    print(f"| {'net':<{width}} | {'params':>9} | input | precision | images/s | images/CPU-s |")
+    print(f"|{'-' * (width + 2)}|{'-' * 11}|------:|-----------|---------:|-------------:|")
     for r in results:
         print(
-            f"| {r['net']:<14} | {r['params']:>9,} | {r['precision']:>9} | {r['images_per_s']:>8.0f} "
-            f"| {r['images_per_cpu_s']:>12.0f} |"
+            f"| {r['net']:<{width}} | {r['params']:>9,} | {r['image_size']:>5} | {r['precision']:>9} "
+            f"| {r['images_per_s']:>8.0f} | {r['images_per_cpu_s']:>12.0f} |"
         )
     if args.json:
         with open(args.json, "w") as handle:
