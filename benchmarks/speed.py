@@ -1,5 +1,5 @@
 """Parameter count and CPU inference speed of the networks (``model.net``), on 64x64 inputs (or
-``--image-size``: configs/all.yaml trains at 80).
+``--image-size``: configs/all.yaml trains at 96).
 
     PYTHONPATH=. python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet] [--image-size 64]
     PYTHONPATH=. python benchmarks/speed.py --nets --ckpt both.ckpt     # a trained model, as test and predict run it

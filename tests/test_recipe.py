@@ -216,8 +216,9 @@ def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.Captur
     assert changed == {"head_channels": 64}
     assert merged["model"]["threshold_criterion"] == overlay["model"]["threshold_criterion"] == "f1"
     assert merged["data"]["attributes"] == "all" and merged["data"]["cache"] is True
-    assert set(overlay["data"]) == {"attributes", "image_size"} and merged["data"]["image_size"] == 80
-    assert merged["trainer"]["max_epochs"] == 15
+    assert merged["model"]["tta"] is True and recipe["model"]["tta"] is False
+    assert set(overlay["data"]) == {"attributes", "image_size"} and merged["data"]["image_size"] == 96
+    assert merged["trainer"]["max_epochs"] == 20
 
 
 def test_fer_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
