@@ -208,10 +208,13 @@ def checkpoint_arguments(args: list[str]) -> list[str]:
     if run is not None:
         if args[0] == "fit" and (run.path / "config.yaml").is_file():
             configs += ["--config", str(run.path / "config.yaml")]
+        # validate logs the run's own tags (val/acc at the last step): into a folder of its own inside the
+        # run, so that the training curves that TensorBoard and the benchmarks read stay the fit's
+        version = f"{run.version}/validate" if args[0] == "validate" else run.version
         defaults["trainer"] = {
             "logger": {
                 "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
-                "init_args": {"save_dir": str(run.save_dir), "name": run.name, "version": run.version},
+                "init_args": {"save_dir": str(run.save_dir), "name": run.name, "version": version},
             }
         }
     configs += ["--config", json.dumps(defaults)]

@@ -58,6 +58,26 @@ def test_test_in_a_fresh_process_finds_best_ckpt(trained: Path) -> None:
     assert summary["num_images"] == 20 and abs(summary["mean_acc"] - logged) < 1e-4
 
 
+def test_validate_of_a_runs_checkpoint_leaves_the_training_curves_alone(trained: Path) -> None:
+    """validate logs val/acc like the fit did: into ``version_N/validate``, not onto the fit's own curve."""
+    os.chdir(trained)
+    run = trained / "lightning_logs" / "version_0"
+    events = sorted(run.glob("events.out.tfevents.*"))
+    args = [
+        "validate",
+        "--ckpt_path",
+        "best",
+        "--model.tta",
+        "true",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    assert main([*args, "--data.num_workers", "0"]) == 0
+    assert sorted(run.glob("events.out.tfevents.*")) == events
+    assert (run / "validate" / "config-validate.yaml").is_file() and list((run / "validate").glob("events.*"))
+    assert not (trained / "lightning_logs" / "version_1").exists()
+
+
 def test_a_limited_test_reports_the_images_it_covered(trained: Path, capsys: pytest.CaptureFixture) -> None:
     os.chdir(trained)
     run = trained / "lightning_logs" / "version_0"

@@ -135,7 +135,7 @@ def test_validate_under_torchrun_ends_cleanly(fitted: tuple[Path, str]) -> None:
     out = check_clean(torchrun(["validate", "--ckpt_path", "best", *FLAGS], cwd))
     once("val/acc", out)
     assert run_folders(cwd) == ["version_0"]
-    assert (cwd / "lightning_logs/version_0/config-validate.yaml").is_file()
+    assert (cwd / "lightning_logs/version_0/validate/config-validate.yaml").is_file()
 
 
 @pytest.mark.slow
