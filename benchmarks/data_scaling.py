@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.results:
         record = {
             "options": args.args if not args.from_runs else None,
-            "root": args.root,
+            "root": args.root if not args.from_runs else None,
             "points": [asdict(p) for p in points],
             "fit": {"intercept": line[0], "per_doubling": line[1]},
             "target": args.target,
