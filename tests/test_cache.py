@@ -33,6 +33,8 @@ from smile.data.cache import (
 )
 from smile.data.datamodule import CelebADataModule
 from smile.errors import DataError
+from smile.evaluation.runner import model_and_data
+from smile.training.checkpoints import load_checkpoint
 
 
 def datamodule(root: Path, **kwargs) -> CelebADataModule:
@@ -386,6 +388,12 @@ def test_cli_fits_in_bf16_channels_last_and_predicts_from_the_cache(
     jpeg = predictions()
     assert list(cached) == list(jpeg) and len(cached) == 20
     assert max(abs(cached[name] - jpeg[name]) for name in cached) < 0.02
+
+    # the evaluation tools (smile thresholds, smile report) decode only the split they read
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    fresh = tmp_path / "fresh-cache"
+    model_and_data(checkpoint, load_checkpoint(checkpoint), "validate", "cpu", cache_dir=str(fresh))
+    assert [p.name for p in resolve_cache_dir(synthetic_root, fresh).glob("*.json")] == ["val-20-64px.json"]
 
 
 def test_a_tighter_window_travels_with_the_checkpoint(synthetic_root: Path, tmp_path: Path) -> None:

@@ -226,6 +226,12 @@ class CelebADataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Generate the synthetic dataset when asked to and absent, and build the decoded caches the
         run needs (runs on one process per node; the others find the caches built)."""
+        self.prepare_splits(splits_for(self.trainer))
+
+    def prepare_splits(self, splits: Sequence[str]) -> None:
+        """:meth:`prepare_data` for the given splits only: the evaluation tools, which run without a
+        trainer, read val or test, and decoding the training split (2.4 GB for full CelebA) is not theirs
+        to pay. A split left out is still decoded when it is first read."""
         if self._predicting_photos():
             return
         if self.hparams.synthetic_images:
@@ -233,7 +239,7 @@ class CelebADataModule(pl.LightningDataModule):
 
             if not is_complete(self.root):
                 generate_dataset(self.root, self.hparams.synthetic_images, seed=self.hparams.synthetic_seed)
-        self.source.prepare(splits_for(self.trainer))
+        self.source.prepare(splits)
 
     def _predicting_photos(self, stage: str | None = None) -> bool:
         """Whether this is a predict run on ``predict_path`` (which needs nothing under ``root``)."""

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -362,7 +362,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def model_and_data(
-    path: Path, checkpoint: dict[str, Any], stage: str, device: str = "auto", **data_overrides: Any
+    path: Path,
+    checkpoint: dict[str, Any],
+    stage: Literal["validate", "test"],
+    device: str = "auto",
+    **data_overrides: Any,
 ) -> tuple[Any, Any]:
     """A checkpoint's model (on ``device``: ``auto`` is a GPU when there is one) and its data module, set
     up for ``stage`` with the run's own data settings (``data_overrides`` that are not ``None`` replace
@@ -383,7 +387,7 @@ def model_and_data(
     model.load_state_dict(checkpoint["state_dict"])
     model.to(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     datamodule = CelebADataModule(**data_hp)
-    datamodule.prepare_data()
+    datamodule.prepare_splits({"validate": ("val",), "test": ("test",)}[stage])
     datamodule.setup(stage)
     return model, datamodule
 
