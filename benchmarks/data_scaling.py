@@ -23,7 +23,12 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from time_to_accuracy import newest_run, project_path, run_leg  # also puts the project on sys.path
+from time_to_accuracy import (  # also puts the project on sys.path
+    newest_run,
+    project_path,
+    run_events,
+    run_leg,
+)
 
 from smile.io import atomic_write
 
@@ -41,13 +46,8 @@ class Point:
 
 
 def read_point(images: int, run: Path, wall: float | None) -> Point:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
-    events.Reload()
+    events = run_events(run)
     tags = events.Tags()["scalars"]
-    if "val/acc" not in tags:
-        raise SystemExit(f"error: {run} has no val/acc events (did the fit validate?)")
     auroc = events.Scalars("val/auroc")[-1].value if "val/auroc" in tags else None
     epochs = len(events.Scalars("train/acc")) if "train/acc" in tags else 0
     return Point(images, events.Scalars("val/acc")[-1].value, auroc, epochs, wall, str(run))

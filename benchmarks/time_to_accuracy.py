@@ -64,15 +64,21 @@ class Leg:
         return None
 
 
-def read_curve(run: Path, start: float) -> list[tuple[float, float, float]]:
-    """``val/acc`` of the run folder's TensorBoard events: (seconds since ``start``, accuracy, epochs of
-    training done)."""
+def run_events(run: Path):
+    """The run folder's TensorBoard scalars (an ``EventAccumulator``), which must include ``val/acc``."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
     events.Reload()
     if "val/acc" not in events.Tags()["scalars"]:
         raise SystemExit(f"error: {run} has no val/acc events (did the fit validate?)")
+    return events
+
+
+def read_curve(run: Path, start: float) -> list[tuple[float, float, float]]:
+    """``val/acc`` of the run folder's TensorBoard events: (seconds since ``start``, accuracy, epochs of
+    training done)."""
+    events = run_events(run)
     # train/acc is logged once per epoch, at its last step: that step + 1 is the epoch's length in steps
     train = events.Scalars("train/acc") if "train/acc" in events.Tags()["scalars"] else []
     steps_per_epoch = train[0].step + 1 if train else None

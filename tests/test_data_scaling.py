@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from helpers.benchmarks import benchmark
 
 
 @pytest.fixture(scope="module")
 def scaling():
-    sys.path.insert(0, str(BENCHMARKS))  # it builds on time_to_accuracy.py
-    spec = importlib.util.spec_from_file_location("data_scaling", BENCHMARKS / "data_scaling.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["data_scaling"] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("data_scaling", None)
-    sys.path.remove(str(BENCHMARKS))
+    with benchmark("data_scaling") as module:
+        yield module
 
 
 def point(scaling, images: int, acc: float):

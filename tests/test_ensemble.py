@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.benchmarks import benchmark
 from helpers.cli import FAST
 
 from smile.cli import main
@@ -84,14 +84,10 @@ def test_the_speed_benchmark_times_a_joined_checkpoint_as_test_runs_it(
     members: list[Path], tmp_path: Path
 ) -> None:
     """``benchmarks/speed.py --ckpt``: the whole model a checkpoint holds (both members), at its input size."""
-    spec = importlib.util.spec_from_file_location(
-        "speed", Path(__file__).resolve().parents[1] / "benchmarks/speed.py"
-    )
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
     os.chdir(tmp_path)
     assert main(["ensemble", *map(str, members), "--out", "both.ckpt"]) == 0
-    result = speed.measure_checkpoint("both.ckpt", batch=4, bf16=False, seconds=0.0)
+    with benchmark("speed") as speed:
+        result = speed.measure_checkpoint("both.ckpt", batch=4, bf16=False, seconds=0.0)
     alone = [AttributeClassifier.load_from_checkpoint(path, weights_only=True) for path in members]
     assert result["params"] == sum(p.numel() for model in alone for p in model.parameters())
     assert result["image_size"] == 64 and result["images_per_s"] > 0

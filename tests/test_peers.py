@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from helpers.benchmarks import benchmark
 
 
 @pytest.fixture(scope="module")
 def peers():
-    spec = importlib.util.spec_from_file_location("peers", BENCHMARKS / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["peers"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("peers", None)
+    with benchmark("peers") as module:
+        yield module
 
 
 def test_images_without_a_face_count_as_not_smiling(peers) -> None:

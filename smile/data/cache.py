@@ -606,13 +606,19 @@ def _build_images(
 # Serving
 
 
+#: The splits each command reads.
+STAGE_SPLITS: dict[str, tuple[str, ...]] = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+}
+
+
 def splits_for(trainer: Any) -> tuple[str, ...]:
-    """The splits a trainer's current command reads: fit -> train and val, validate -> val, test and
-    predict -> test; all three without a trainer."""
+    """The splits a trainer's current command reads (:data:`STAGE_SPLITS`); all three without a trainer."""
     fn = getattr(getattr(getattr(trainer, "state", None), "fn", None), "value", None)
-    return {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}.get(
-        fn, ("train", "val", "test")
-    )
+    return STAGE_SPLITS.get(fn, ("train", "val", "test"))
 
 
 def serving_device(setting: bool | str, device: torch.device, nbytes: int) -> torch.device | None:

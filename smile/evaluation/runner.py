@@ -371,6 +371,7 @@ def model_and_data(
     """A checkpoint's model (on ``device``: ``auto`` is a GPU when there is one) and its data module, set
     up for ``stage`` with the run's own data settings (``data_overrides`` that are not ``None`` replace
     them: ``root``, ``batch_size``, ``cache_dir``...)."""
+    from smile.data.cache import STAGE_SPLITS
     from smile.data.datamodule import CelebADataModule
     from smile.system import AttributeClassifier
 
@@ -387,7 +388,7 @@ def model_and_data(
     model.load_state_dict(checkpoint["state_dict"])
     model.to(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     datamodule = CelebADataModule(**data_hp)
-    datamodule.prepare_splits({"validate": ("val",), "test": ("test",)}[stage])
+    datamodule.prepare_splits(STAGE_SPLITS[stage])
     datamodule.setup(stage)
     return model, datamodule
 
