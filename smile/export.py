@@ -6,8 +6,8 @@ batch of aligned face images, ``(N, 3, S, S)`` RGB in NCHW layout (``S`` is the 
 default the input is float32 in [0, 1] (what ``torchvision.transforms.ToTensor`` gives);
 ``--input_dtype uint8`` exports a model that takes the raw 0-255 pixels instead. Anything the
 evaluation transform does after ``ToTensor`` (a ``Normalize``, say) is built into the exported graph,
-and so are the averaged weights (``model.ema_decay``) and flip averaging (``model.tta``) when the run
-used them. Both formats go through ``torch.export``, torch's supported exporter: ONNX by
+and so are the averaged weights (``model.ema_decay``) and the test-time views (``model.tta``,
+``model.tta_shifts``) when the run used them. Both formats go through ``torch.export``, torch's supported exporter: ONNX by
 ``torch.onnx.export(..., dynamo=True)``, ``pt2`` by ``torch.export.save``.
 
 The images must be prepared as in training: the face aligned to CelebA's 178x218 framing
@@ -51,7 +51,7 @@ from smile.data.celeba import centre_window
 from smile.data.pil_transforms import eval_transform
 from smile.errors import SmileError
 from smile.io import atomic_write
-from smile.recipe import flip_averaged
+from smile.recipe import view_averaged
 from smile.system import AttributeClassifier
 from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
 
@@ -71,32 +71,44 @@ class ExportError(SmileError):
 
 class ProbabilityModel(nn.Module):
     """``(N, 3, S, S)`` images -> ``(N, K)`` probabilities: the tensor steps of the evaluation transform,
-    the network (its averaged weights with ``ema_decay``; the mean with its mirror image with ``tta``)
+    the network (its averaged weights with ``ema_decay``; the mean over its test-time views with ``tta``
+    and ``tta_shifts``)
     and the sigmoid, as :meth:`AttributeClassifier.predict_step` computes them, with ``uint8`` input first
     scaled to [0, 1]."""
 
     def __init__(
-        self, net: nn.Module, tensor_steps: Sequence[nn.Module], uint8: bool, tta: bool = False
+        self,
+        net: nn.Module,
+        tensor_steps: Sequence[nn.Module],
+        uint8: bool,
+        tta: bool = False,
+        tta_shifts: Sequence[float] = (),
     ) -> None:
         super().__init__()
         self.net = net
         self.tensor_steps = nn.Sequential(*tensor_steps)
         self.uint8 = uint8
         self.tta = tta
+        self.tta_shifts = tuple(tta_shifts)
 
     @classmethod
     def from_classifier(
         cls, classifier: AttributeClassifier, tensor_steps: Sequence[nn.Module], uint8: bool
     ) -> ProbabilityModel:
+        hparams = classifier.hparams
         return cls(
-            classifier.evaluation_net, tensor_steps, uint8, tta=bool(classifier.hparams.get("tta"))
+            classifier.evaluation_net,
+            tensor_steps,
+            uint8,
+            tta=bool(hparams.get("tta")),
+            tta_shifts=hparams.get("tta_shifts") or (),
         ).eval()
 
     def forward(self, images: Tensor) -> Tensor:
         if self.uint8:
             images = images.float() / 255.0
         images = self.tensor_steps(images)
-        logits = flip_averaged(self.net, images) if self.tta else self.net(images)
+        logits = view_averaged(self.net, images, self.tta, self.tta_shifts)
         return torch.sigmoid(logits)
 
 

@@ -1,10 +1,12 @@
 """The training recipe's parts that :class:`smile.system.AttributeClassifier` is configured with:
-optimiser, learning-rate schedule, label smoothing, weight averaging, flip averaging, and the check
+optimiser, learning-rate schedule, label smoothing, weight averaging, test-time views (mirror and
+vertical shifts), and the check
 that the chosen precision is fast on this CPU."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -99,6 +101,46 @@ def ema_model(net: nn.Module, decay: float) -> AveragedModel:
 def flip_averaged(net: nn.Module, images: Tensor) -> Tensor:
     """Test-time augmentation: the mean of the logits of the images and of their mirror images."""
     return 0.5 * (net(images) + net(images.flip(-1)))
+
+
+def check_shifts(shifts: Sequence[float]) -> tuple[float, ...]:
+    """``model.tta_shifts`` as a tuple, or an :class:`OptionError` naming the first value out of range."""
+    for shift in shifts:
+        if not -0.5 < float(shift) < 0.5 or float(shift) == 0:
+            raise OptionError(
+                f"model.tta_shifts has {shift}: give non-zero fractions of the input's height between -0.5 "
+                "and 0.5, e.g. [-0.1, -0.05, 0.05, 0.1]"
+            )
+    return tuple(float(shift) for shift in shifts)
+
+
+def shifted_rows(images: Tensor, rows: int) -> Tensor:
+    """``images`` (``(..., H, W)``) seen through a window ``rows`` lower (upper when negative), the
+    rows it leaves the image by repeating the edge row: what a crop that many rows down would show,
+    without the pixels outside the input."""
+    if rows == 0:
+        return images
+    height = images.shape[-2]
+    if rows > 0:
+        edge = images[..., height - 1 :, :].expand(*images.shape[:-2], rows, images.shape[-1])
+        return torch.cat([images[..., rows:, :], edge], dim=-2)
+    edge = images[..., :1, :].expand(*images.shape[:-2], -rows, images.shape[-1])
+    return torch.cat([edge, images[..., : height + rows, :]], dim=-2)
+
+
+def view_averaged(net: nn.Module, images: Tensor, mirror: bool, shifts: Sequence[float] = ()) -> Tensor:
+    """Test-time augmentation: the mean of the logits of the images, of each vertical shift of them
+    (``shifts``: fractions of the height, see :func:`shifted_rows`) and, with ``mirror``, of the mirror
+    image of every one of these. Training windows move vertically (``RandomCrop`` on the 178x218 face),
+    so the shifted views are windows the network has learnt from; a horizontal shift, which training
+    never makes, cost 1.3 points of mean validation accuracy over 40 attributes."""
+    if not shifts:
+        return flip_averaged(net, images) if mirror else net(images)
+    height = images.shape[-2]
+    views = [images, *(shifted_rows(images, round(shift * height)) for shift in shifts)]
+    if mirror:
+        views += [view.flip(-1) for view in views]
+    return torch.stack([net(view) for view in views]).mean(0)
 
 
 def cpu_has_fast_bfloat16() -> bool:

@@ -34,11 +34,12 @@ from smile.models import NetworkName, build_network
 from smile.recipe import (
     build_optimizer,
     build_scheduler,
+    check_shifts,
     ema_model,
-    flip_averaged,
     positive_weights,
     slow_precision_message,
     smooth_targets,
+    view_averaged,
 )
 
 
@@ -62,6 +63,11 @@ class AttributeClassifier(pl.LightningModule):
         ema_decay: keep an exponential moving average of the weights with this decay per step, and
             validate, test, predict and checkpoint-select with it (``null``: none).
         tta: in validation, test and predict, average the logits of each image and its mirror image.
+        tta_shifts: in validation, test and predict, also average the logits of the image shifted
+            vertically by each of these fractions of its height (edge rows repeated; with ``tta``, each
+            shift with its mirror too): the vertical play of the training windows, seen at test time.
+            ``[-0.1, -0.05, 0.05, 0.1]`` with ``tta`` (10 passes) gained 0.17 points of mean validation
+            accuracy over 40 attributes against the mirror alone (README, "All 40 attributes").
         channels_last: keep the network's weights and inputs in channels-last memory format, which
             convolutions run faster in on GPUs and with oneDNN on CPUs.
         compile: compile the network with ``torch.compile`` (the checkpoint's keys do not change).
@@ -88,6 +94,7 @@ class AttributeClassifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         ema_decay: float | None = None,
         tta: bool = False,
+        tta_shifts: Sequence[float] = (),
         channels_last: bool = False,
         compile: bool = False,
         threshold_criterion: Literal["acc", "balanced_acc", "f1"] | None = None,
@@ -96,6 +103,7 @@ class AttributeClassifier(pl.LightningModule):
         super().__init__()
         # The CLI links the data module's resolved list here; names are checked again for Python callers
         attributes = self.attributes = resolve_attributes(attributes)
+        check_shifts(tta_shifts)
         self.save_hyperparameters()
         self.net = build_network(net, len(self.attributes), **(net_kwargs or {}))
         if channels_last:
@@ -158,13 +166,13 @@ class AttributeClassifier(pl.LightningModule):
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits, ``(batch, num_attributes)``: of the trained network in training, else of the averaged
-        weights (``ema_decay``) and with flip averaging (``tta``) when these are on."""
+        weights (``ema_decay``) and averaged over test-time views (``tta``, ``tta_shifts``) when these are on."""
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         if self.training:
             return self.net(images)
         net = self.evaluation_net
-        return flip_averaged(net, images) if self.hparams.tta else net(images)
+        return view_averaged(net, images, bool(self.hparams.tta), self.hparams.get("tta_shifts") or ())
 
     def _stats(self, stage: str) -> Metric:
         return getattr(self, f"{stage}_stats")

@@ -69,12 +69,16 @@ def test_validate_of_a_runs_checkpoint_leaves_the_training_curves_alone(trained:
         "best",
         "--model.tta",
         "true",
+        "--model.tta_shifts",
+        "[-0.1, 0.05]",
         "--trainer.enable_progress_bar",
         "false",
     ]
     assert main([*args, "--data.num_workers", "0"]) == 0
     assert sorted(run.glob("events.out.tfevents.*")) == events
     assert (run / "validate" / "config-validate.yaml").is_file() and list((run / "validate").glob("events.*"))
+    config = yaml.safe_load((run / "validate" / "config-validate.yaml").read_text())
+    assert config["model"]["tta"] is True and config["model"]["tta_shifts"] == [-0.1, 0.05]
     assert not (trained / "lightning_logs" / "version_1").exists()
 
 

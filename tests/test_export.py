@@ -141,3 +141,22 @@ def test_exported_graph_holds_the_network_and_activation_only(smiling_checkpoint
     model, _ = load_for_export(smiling_checkpoint)
     assert {name.split(".")[0] for name, _ in model.named_modules() if name} == {"net", "tensor_steps"}
     assert not any(isinstance(m, AttributeClassifier) for m in model.modules())
+
+
+def test_test_time_views_are_built_into_the_export(
+    smiling_checkpoint: Path, model: AttributeClassifier, real_images: torch.Tensor, tmp_path: Path
+) -> None:
+    """A checkpoint evaluated with the mirror and vertical shifts exports them: the file answers as
+    the checkpoint does, and not as the network's single view."""
+    _requirements("onnx")
+    checkpoint = torch.load(smiling_checkpoint, map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"].update(tta=True, tta_shifts=[-0.1, 0.05])
+    views = tmp_path / "views.ckpt"
+    torch.save(checkpoint, views)
+    out = tmp_path / "views.onnx"
+    assert main(["export", "--ckpt_path", str(views), "--out", str(out)]) == 0
+    with_views = AttributeClassifier.load_from_checkpoint(views, map_location="cpu", weights_only=True).eval()
+    assert read_metadata(out)["model"]["tta_shifts"] == [-0.1, 0.05]
+    got = load_exported(out)(real_images)
+    assert (got - _expected(with_views, real_images)).abs().max() <= TOLERANCE
+    assert (got - _expected(model, real_images)).abs().max() > 10 * TOLERANCE

@@ -7,13 +7,23 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from helpers.cli import FAST as CLI_FAST
 
 from smile.cli import main
 from smile.data.batch_transforms import BatchAugment
+from smile.errors import OptionError
 from smile.models import NETWORKS, build_network
-from smile.recipe import build_optimizer, build_scheduler, flip_averaged, lr_factor, smooth_targets
+from smile.recipe import (
+    build_optimizer,
+    build_scheduler,
+    flip_averaged,
+    lr_factor,
+    shifted_rows,
+    smooth_targets,
+    view_averaged,
+)
 from smile.system import AttributeClassifier
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -108,6 +118,37 @@ def test_label_smoothing_and_flip_averaging() -> None:
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 1))
     x = torch.rand(2, 3, 4, 4)
     assert torch.allclose(flip_averaged(net, x), (net(x) + net(x.flip(-1))) / 2)
+
+
+def test_shifted_views_are_windows_of_the_edge_padded_image() -> None:
+    x = torch.rand(2, 3, 10, 6)
+    tall = F.pad(x, (0, 0, 3, 3), mode="replicate")  # 3 edge rows above and below
+    for rows in (-3, -1, 0, 2, 3):
+        assert torch.equal(shifted_rows(x, rows), tall[:, :, 3 + rows : 13 + rows])
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 10 * 6, 2))
+    views = [x, shifted_rows(x, -2), shifted_rows(x, 1)]  # round(-0.2 * 10), round(0.1 * 10)
+    expected = torch.stack([net(v) for v in views + [v.flip(-1) for v in views]]).mean(0)
+    assert torch.allclose(view_averaged(net, x, mirror=True, shifts=[-0.2, 0.1]), expected, atol=1e-6)
+    assert torch.allclose(
+        view_averaged(net, x, mirror=False, shifts=[-0.2, 0.1]), torch.stack([net(v) for v in views]).mean(0)
+    )
+    assert torch.equal(view_averaged(net, x, mirror=False), net(x))
+
+
+def test_system_averages_its_test_time_views_in_evaluation_only() -> None:
+    system = AttributeClassifier(net="original_bn", tta=True, tta_shifts=[-0.1, 0.1])
+    x = torch.rand(2, 3, 64, 64)
+    system.train()
+    torch.manual_seed(0)  # the same dropout masks
+    trained = system(x)
+    torch.manual_seed(0)
+    assert torch.equal(trained, system.net(x))
+    system.eval()
+    assert torch.allclose(system(x), view_averaged(system.net, x, True, [-0.1, 0.1]), atol=1e-6)
+    assert not torch.allclose(system(x), flip_averaged(system.net, x), atol=1e-4)
+    for bad in ([0.5], [0.0], [-0.7]):
+        with pytest.raises(OptionError, match=r"model.tta_shifts has .*between -0.5 and 0.5"):
+            AttributeClassifier(tta_shifts=bad)
 
 
 def test_system_evaluates_with_the_averaged_weights() -> None:
