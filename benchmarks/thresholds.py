@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"root": args.root, "cache_dir": args.cache_dir}
     model, data = model_and_data(Path(args.ckpt_path), checkpoint, "validate", "cpu", **overrides)
     model.hparams.tta = model.hparams.tta or args.tta
+    shifts = model.hparams.get("tta_shifts") or ()
     val = predict_split(model, data, "val")
     identities = data.split_identities("val")
     if identities is None:
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(val.probs)} validation images, {len(np.unique(identities))} people, halves of "
         f"{int(halves[0].sum())} and {int(halves[1].sum())} images; {len(val.attributes)} attributes"
         + (", flip averaging" if model.hparams.tta else "")
+        + (f", vertical shifts {list(shifts)}" if shifts else "")
     )
     print(f"{'thresholds':<24} {'mean acc':>9} {'mean bal. acc':>14}")
     for name, row in rows.items():
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                     "checkpoint": str(args.ckpt_path),
                     "images": len(val.probs),
                     "tta": bool(model.hparams.tta),
+                    "tta_shifts": list(shifts),
                     "rows": rows,
                 },
                 indent=1,

@@ -258,8 +258,12 @@ def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.Captur
     assert merged["model"]["threshold_criterion"] == overlay["model"]["threshold_criterion"] == "f1"
     assert merged["data"]["attributes"] == "all" and merged["data"]["cache"] is True
     assert merged["model"]["tta"] is True and recipe["model"]["tta"] is False
+    assert merged["model"]["tta_shifts"] == [-0.1, -0.05, 0.05, 0.1] and not recipe["model"].get("tta_shifts")
     assert set(overlay["data"]) == {"attributes", "image_size"} and merged["data"]["image_size"] == 96
     assert merged["trainer"]["max_epochs"] == 20
+    # validation (10 views) every 4 epochs, and so after the last one, whose thresholds the checkpoint ships
+    every = merged["trainer"]["check_val_every_n_epoch"]
+    assert every == 4 and merged["trainer"]["max_epochs"] % every == 0
 
 
 def test_fer_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
