@@ -275,6 +275,7 @@ def test_fer_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -
     for key in ("optimizer", "lr", "scheduler", "weight_decay", "channels_last"):
         assert merged["model"][key] == recipe["model"][key], key
     assert merged["model"]["warmup_epochs"] == 0.1
+    assert merged["model"]["tta"] is True and not merged["model"].get("tta_shifts")  # 2 passes, not 10
     assert set(overlay["data"]) == {"crop_size"} and merged["data"]["crop_size"] == 138
     assert merged["data"]["image_size"] == recipe["data"]["image_size"] == 64
     assert merged["trainer"]["max_epochs"] == recipe["trainer"]["max_epochs"]
