@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"root": args.root, "cache_dir": args.cache_dir}
     model, data = model_and_data(Path(args.ckpt_path), checkpoint, "validate", "cpu", **overrides)
     model.hparams.tta = model.hparams.tta or args.tta
-    shifts = model.hparams.get("tta_shifts") or ()
+    shifts = model.test_time_views[1]
     val = predict_split(model, data, "val")
     identities = data.split_identities("val")
     if identities is None:

@@ -7,8 +7,8 @@ default the input is float32 in [0, 1] (what ``torchvision.transforms.ToTensor``
 ``--input_dtype uint8`` exports a model that takes the raw 0-255 pixels instead. Anything the
 evaluation transform does after ``ToTensor`` (a ``Normalize``, say) is built into the exported graph,
 and so are the averaged weights (``model.ema_decay``) and the test-time views (``model.tta``,
-``model.tta_shifts``) when the run used them. Both formats go through ``torch.export``, torch's supported exporter: ONNX by
-``torch.onnx.export(..., dynamo=True)``, ``pt2`` by ``torch.export.save``.
+``model.tta_shifts``) when the run used them. Both formats go through ``torch.export``, torch's
+supported exporter: ONNX by ``torch.onnx.export(..., dynamo=True)``, ``pt2`` by ``torch.export.save``.
 
 The images must be prepared as in training: the face aligned to CelebA's 178x218 framing
 (``img_align_celeba``; :class:`smile.photos.faces.FaceAligner` for other photos), the central 178x178 crop,
@@ -72,9 +72,8 @@ class ExportError(SmileError):
 class ProbabilityModel(nn.Module):
     """``(N, 3, S, S)`` images -> ``(N, K)`` probabilities: the tensor steps of the evaluation transform,
     the network (its averaged weights with ``ema_decay``; the mean over its test-time views with ``tta``
-    and ``tta_shifts``)
-    and the sigmoid, as :meth:`AttributeClassifier.predict_step` computes them, with ``uint8`` input first
-    scaled to [0, 1]."""
+    and ``tta_shifts``) and the sigmoid, as :meth:`AttributeClassifier.predict_step` computes them, with
+    ``uint8`` input first scaled to [0, 1]."""
 
     def __init__(
         self,
@@ -95,14 +94,8 @@ class ProbabilityModel(nn.Module):
     def from_classifier(
         cls, classifier: AttributeClassifier, tensor_steps: Sequence[nn.Module], uint8: bool
     ) -> ProbabilityModel:
-        hparams = classifier.hparams
-        return cls(
-            classifier.evaluation_net,
-            tensor_steps,
-            uint8,
-            tta=bool(hparams.get("tta")),
-            tta_shifts=hparams.get("tta_shifts") or (),
-        ).eval()
+        mirror, shifts = classifier.test_time_views
+        return cls(classifier.evaluation_net, tensor_steps, uint8, tta=mirror, tta_shifts=shifts).eval()
 
     def forward(self, images: Tensor) -> Tensor:
         if self.uint8:

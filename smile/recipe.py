@@ -1,7 +1,6 @@
 """The training recipe's parts that :class:`smile.system.AttributeClassifier` is configured with:
 optimiser, learning-rate schedule, label smoothing, weight averaging, test-time views (mirror and
-vertical shifts), and the check
-that the chosen precision is fast on this CPU."""
+vertical shifts), and the check that the chosen precision is fast on this CPU."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
@@ -103,29 +103,26 @@ def flip_averaged(net: nn.Module, images: Tensor) -> Tensor:
     return 0.5 * (net(images) + net(images.flip(-1)))
 
 
-def check_shifts(shifts: Sequence[float]) -> tuple[float, ...]:
-    """``model.tta_shifts`` as a tuple, or an :class:`OptionError` naming the first value out of range."""
+def check_shifts(shifts: Sequence[float]) -> None:
+    """An :class:`OptionError` naming the first ``model.tta_shifts`` value out of range."""
     for shift in shifts:
         if not -0.5 < float(shift) < 0.5 or float(shift) == 0:
             raise OptionError(
                 f"model.tta_shifts has {shift}: give non-zero fractions of the input's height between -0.5 "
                 "and 0.5, e.g. [-0.1, -0.05, 0.05, 0.1]"
             )
-    return tuple(float(shift) for shift in shifts)
 
 
 def shifted_rows(images: Tensor, rows: int) -> Tensor:
-    """``images`` (``(..., H, W)``) seen through a window ``rows`` lower (upper when negative), the
+    """``images`` (``(N, C, H, W)``) seen through a window ``rows`` lower (upper when negative), the
     rows it leaves the image by repeating the edge row: what a crop that many rows down would show,
     without the pixels outside the input."""
     if rows == 0:
         return images
     height = images.shape[-2]
-    if rows > 0:
-        edge = images[..., height - 1 :, :].expand(*images.shape[:-2], rows, images.shape[-1])
-        return torch.cat([images[..., rows:, :], edge], dim=-2)
-    edge = images[..., :1, :].expand(*images.shape[:-2], -rows, images.shape[-1])
-    return torch.cat([edge, images[..., : height + rows, :]], dim=-2)
+    padded = F.pad(images, (0, 0, max(-rows, 0), max(rows, 0)), mode="replicate")
+    start = max(rows, 0)
+    return padded[..., start : start + height, :]
 
 
 def view_averaged(net: nn.Module, images: Tensor, mirror: bool, shifts: Sequence[float] = ()) -> Tensor:

@@ -171,8 +171,13 @@ class AttributeClassifier(pl.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         if self.training:
             return self.net(images)
-        net = self.evaluation_net
-        return view_averaged(net, images, bool(self.hparams.tta), self.hparams.get("tta_shifts") or ())
+        return view_averaged(self.evaluation_net, images, *self.test_time_views)
+
+    @property
+    def test_time_views(self) -> tuple[bool, tuple[float, ...]]:
+        """``(mirror, shifts)`` of evaluation (``tta``, ``tta_shifts``; a checkpoint older than
+        ``tta_shifts`` has none): :func:`smile.recipe.view_averaged`'s settings, for export too."""
+        return bool(self.hparams.get("tta")), tuple(self.hparams.get("tta_shifts") or ())
 
     def _stats(self, stage: str) -> Metric:
         return getattr(self, f"{stage}_stats")
