@@ -24,7 +24,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from smile import __version__
 from smile.console import PlainHelpFormatter, quiet_upstream
 from smile.data.datamodule import CelebADataModule
-from smile.devices import check_devices
+from smile.devices import check_devices, cpu_precision
 from smile.distributed import end_process_group, say, say_error
 from smile.errors import SmileError
 from smile.photos.dataset import predict_shorthands
@@ -142,11 +142,14 @@ class SmileCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
         """Parse ``args``: the command line as :func:`main` rewrote it (with a checkpoint's settings), so
         Lightning's warning against passing ``args`` beside ``sys.argv`` does not apply here; then check
-        the devices before anything starts."""
+        the devices and the precision before anything starts."""
         self.config = parser.parse_args(args)
         subcommand = self.config.get("subcommand")
         trainer = (self.config[subcommand] if subcommand else self.config).trainer
         check_devices(trainer.accelerator, trainer.devices)
+        trainer.precision, change = cpu_precision(trainer.accelerator, trainer.precision)
+        if change:
+            say(change)
 
     def _run_subcommand(self, subcommand: str) -> None:
         super()._run_subcommand(subcommand)

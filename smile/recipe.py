@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -148,9 +149,15 @@ def cpu_has_fast_bfloat16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def emulated_bfloat16(precision: Any) -> bool:
+    """Whether ``precision`` (a Trainer's) asks for bfloat16 and this CPU would emulate it."""
+    return str(precision).startswith("bf16") and not cpu_has_fast_bfloat16()
+
+
 def slow_precision_message(precision: str, device_type: str) -> str | None:
-    """A one-line warning for bfloat16 on a CPU that emulates it, else ``None``."""
-    if device_type == "cpu" and str(precision).startswith("bf16") and not cpu_has_fast_bfloat16():
+    """A one-line warning for bfloat16 on a CPU that emulates it, else ``None``: the command line falls
+    back to float32 by itself (:func:`smile.devices.cpu_precision`), a Trainer built in Python does not."""
+    if device_type == "cpu" and emulated_bfloat16(precision):
         return (
             f"trainer.precision is {precision}, but this CPU has no bfloat16 instructions (AVX512-BF16 or "
             "AMX): training runs about 10x slower than float32. Add --trainer.precision 32-true."

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers.cli import FAST, run_smile
+from helpers.cli import FAST, QUIET, run_smile
 
 from smile.cli import main
 
@@ -80,6 +80,27 @@ def test_validate_of_a_runs_checkpoint_leaves_the_training_curves_alone(trained:
     config = yaml.safe_load((run / "validate" / "config-validate.yaml").read_text())
     assert config["model"]["tta"] is True and config["model"]["tta_shifts"] == [-0.1, 0.05]
     assert not (trained / "lightning_logs" / "version_1").exists()
+
+
+@pytest.mark.parametrize("fast_bfloat16", [False, True])
+def test_bfloat16_falls_back_to_float32_on_a_cpu_that_would_emulate_it(
+    trained: Path, fast_bfloat16: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """On a CPU without bfloat16 instructions, bf16-mixed runs in 32-true (emulation is ~10x slower), says
+    so, and the run's saved config records the precision it ran in."""
+    from smile import recipe
+
+    monkeypatch.setattr(recipe, "cpu_has_fast_bfloat16", lambda: fast_bfloat16)
+    os.chdir(trained)
+    folder = trained / "lightning_logs" / "version_0" / "validate"
+    before = set(folder.glob("config-validate*.yaml"))
+    args = ["validate", "--ckpt_path", "best", "--trainer.precision", "bf16-mixed", *QUIET]
+    assert main([*args, "--trainer.accelerator", "cpu", "--data.num_workers", "0"]) == 0
+    (saved,) = set(folder.glob("config-validate*.yaml")) - before  # a new one, numbered
+    config = yaml.safe_load(saved.read_text())
+    said = "--trainer.precision bf16-mixed: this CPU has no bfloat16 instructions" in capsys.readouterr().err
+    assert config["trainer"]["precision"] == ("bf16-mixed" if fast_bfloat16 else "32-true")
+    assert said is not fast_bfloat16
 
 
 def test_a_limited_test_reports_the_images_it_covered(trained: Path, capsys: pytest.CaptureFixture) -> None:

@@ -235,15 +235,21 @@ def test_full_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) 
 
 
 def test_bfloat16_on_a_cpu_without_it_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
-    from smile import recipe
+    from smile import devices, recipe
 
     monkeypatch.setattr(recipe, "cpu_has_fast_bfloat16", lambda: False)
     message = recipe.slow_precision_message("bf16-mixed", "cpu")
     assert message and "--trainer.precision 32-true" in message
     assert recipe.slow_precision_message("32-true", "cpu") is None
     assert recipe.slow_precision_message("bf16-mixed", "cuda") is None
+    assert devices.cpu_precision("cpu", "bf16-mixed")[0] == "32-true"
+    assert devices.cpu_precision("cpu", "32-true") == ("32-true", None)
+    monkeypatch.setattr(devices, "has_gpu", lambda: True)
+    assert devices.cpu_precision("auto", "bf16-mixed") == ("bf16-mixed", None)  # the GPU has bfloat16
+    assert devices.cpu_precision("cpu", "bf16-mixed")[0] == "32-true"
     monkeypatch.setattr(recipe, "cpu_has_fast_bfloat16", lambda: True)
     assert recipe.slow_precision_message("bf16-mixed", "cpu") is None
+    assert devices.cpu_precision("cpu", "bf16-mixed") == ("bf16-mixed", None)
 
 
 def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
