@@ -265,8 +265,8 @@ def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.Captur
     assert merged["data"]["attributes"] == "all" and merged["data"]["cache"] is True
     assert merged["model"]["tta"] is True and recipe["model"]["tta"] is False
     assert merged["model"]["tta_shifts"] == [-0.1, -0.05, 0.05, 0.1] and not recipe["model"].get("tta_shifts")
-    assert set(overlay["data"]) == {"attributes", "image_size"} and merged["data"]["image_size"] == 96
-    assert merged["trainer"]["max_epochs"] == 20
+    assert set(overlay["data"]) == {"attributes", "image_size"} and merged["data"]["image_size"] == 112
+    assert merged["trainer"]["max_epochs"] == 20 and merged["trainer"]["precision"] == "bf16-mixed"
     # validation (10 views) every 4 epochs, and so after the last one, whose thresholds the checkpoint ships
     every = merged["trainer"]["check_val_every_n_epoch"]
     assert every == 4 and merged["trainer"]["max_epochs"] % every == 0
