@@ -9,7 +9,7 @@ from typing import Any
 from pytorch_lightning.accelerators import CUDAAccelerator, MPSAccelerator
 
 from smile.errors import SmileError
-from smile.recipe import emulated_bfloat16
+from smile.recipe import NO_BFLOAT16, emulated_bfloat16
 
 CPU_FIX = "--trainer.accelerator cpu --trainer.devices N (N processes; with --trainer.strategy ddp they share the work)"
 
@@ -34,8 +34,8 @@ def cpu_precision(accelerator: Any, precision: Any) -> tuple[Any, str | None]:
     if not (runs_on_cpu(accelerator) and emulated_bfloat16(precision)):
         return precision, None
     return "32-true", (
-        f"--trainer.precision {precision}: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX) and "
-        "would emulate them, about 10x slower than float32; running in 32-true instead"
+        f"--trainer.precision {precision}: {NO_BFLOAT16} and would emulate them, about 10x slower than "
+        "float32; running in 32-true instead"
     )
 
 

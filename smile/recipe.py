@@ -149,6 +149,10 @@ def cpu_has_fast_bfloat16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+#: Why bfloat16 is slow here, in both the command line's fallback message and the Python API's warning.
+NO_BFLOAT16 = "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX)"
+
+
 def emulated_bfloat16(precision: Any) -> bool:
     """Whether ``precision`` (a Trainer's) asks for bfloat16 and this CPU would emulate it."""
     return str(precision).startswith("bf16") and not cpu_has_fast_bfloat16()
@@ -159,7 +163,7 @@ def slow_precision_message(precision: str, device_type: str) -> str | None:
     back to float32 by itself (:func:`smile.devices.cpu_precision`), a Trainer built in Python does not."""
     if device_type == "cpu" and emulated_bfloat16(precision):
         return (
-            f"trainer.precision is {precision}, but this CPU has no bfloat16 instructions (AVX512-BF16 or "
-            "AMX): training runs about 10x slower than float32. Add --trainer.precision 32-true."
+            f"trainer.precision is {precision}, but {NO_BFLOAT16}: training runs about 10x slower than "
+            "float32. Add --trainer.precision 32-true."
         )
     return None
