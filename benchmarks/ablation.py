@@ -4,7 +4,7 @@ Trains the original recipe and then each cumulative step of the new one on the s
 fixed epoch budget, and prints one table (the change, validation accuracy, training time), also
 written as JSON. It selects nothing on the test split and reports none.
 
-    PYTHONPATH=. python benchmarks/ablation.py --root ../shared/celeba-sample [--jobs 2]
+    python benchmarks/ablation.py --root ../shared/celeba-sample [--jobs 2]
 
 Every run is the project's own LightningModule (:class:`smile.system.AttributeClassifier`), data module
 (the decoded cache, ``data.cache``, so that the table measures the recipe rather than JPEG decoding) and
@@ -30,6 +30,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from common import quiet_trainer
 
 from smile.data.datamodule import CelebADataModule
 from smile.system import AttributeClassifier
@@ -141,18 +142,7 @@ def train(run: Run, settings: dict[str, Any], epochs: int, seed: int, precision:
         attributes=data.attributes,
     )
     curve = ValidationCurve()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=epochs,
-        precision=PRECISION[precision],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[curve],
-    )
+    trainer = quiet_trainer("cpu", PRECISION[precision], epochs, callbacks=[curve])
     wall0, cpu0 = time.perf_counter(), time.process_time()
     trainer.fit(model, datamodule=data)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -284,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = recipe_runs(args.original_epochs)
     if args.only:
         runs = [run for run in runs if run.name in args.only]
-    settings = {"root": args.root, "cache_dir": args.cache_dir, "train_subset": args.limit}
+    settings = {
+        "root": args.root,
+        "cache_dir": args.cache_dir,
+        "subsets": {"train": args.limit} if args.limit else None,
+    }
     start = time.perf_counter()
     CelebADataModule(**settings, cache=True, num_workers=0).setup("fit")  # decode once, before the runs
     load_s = time.perf_counter() - start

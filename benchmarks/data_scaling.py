@@ -3,7 +3,7 @@
     python benchmarks/data_scaling.py --root ../shared/celeba-sample --sizes 4000 8000 16000 \\
         --args "--config configs/smile-plus.yaml --config configs/smile-fer.yaml" [--target 0.94] [--out runs/scaling]
 
-Runs ``python -m smile fit OPTIONS --data.train_subset N`` once per size, one after the other (the first N
+Runs ``python -m smile fit OPTIONS --data.subsets.train N`` once per size, one after the other (the first N
 training images, the same epochs and schedule; the whole validation split each time), and reads each fit's
 last validation accuracy (``val/acc``: Smiling's accuracy, or the mean over the attributes for
 ``configs/all.yaml``) from its TensorBoard events. It fits accuracy = a + b * log2(N) by least squares and
@@ -23,12 +23,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from time_to_accuracy import (  # also puts the project on sys.path
-    newest_run,
-    project_path,
-    run_events,
-    run_leg,
-)
+from time_to_accuracy import newest_run, project_path, run_events, run_leg
 
 from smile.io import atomic_write
 
@@ -121,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         points = []
         for size in args.sizes:
-            leg = run_leg(f"n{size}", [*options, "--data.train_subset", str(size)], args.root, Path(args.out))
+            leg = run_leg(
+                f"n{size}", [*options, "--data.subsets.train", str(size)], args.root, Path(args.out)
+            )
             points.append(read_point(size, newest_run(Path(args.out) / f"n{size}"), leg.wall))
     points.sort(key=lambda p: p.images)
     line = fit_line(points)

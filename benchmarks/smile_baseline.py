@@ -5,8 +5,9 @@ Both classify the aligned CelebA images of one split (default: the test split of
 as Smiling or not. Printed side by side: accuracy and images per second, each measured end to end
 (JPEG decoding, preprocessing, classification) on one thread.
 
-The Haar rule (``haarcascade_smile.xml`` from ``opencv-python-headless<5``): the aligned 178x218 image is
-turned grey, the mouth region (a box around CelebA's mean mouth corners, see ``REGIONS``) is cut out,
+The Haar rule (``haarcascade_smile.xml`` from ``opencv-python-headless<5``; ``common.HaarSmile``): the
+aligned 178x218 image is turned grey, the mouth region (a box around CelebA's mean mouth corners, see
+``common.REGIONS``) is cut out,
 optionally enlarged, its histogram equalised, and the cascade run over it with
 ``detectMultiScale2(scaleFactor, minNeighbors=1, minSize=(36, 18))``. The image's score is the largest
 number of raw windows merged into one detection (0 when none); it is called smiling when the score is
@@ -22,7 +23,7 @@ evaluation transform, batches of 64, called smiling at p >= 0.5.
 ``--pixel-reference`` adds a reference row: ridge regression on the grey pixels of the training split.
 
 ``--photos N`` also puts the first N images of the split into synthetic "photos"
-(:func:`smile.photos.synthetic.make_photo`: scaled 0.7-1.6x, rotated up to 10 degrees, on clutter, JPEG) and runs
+(:func:`smile.faces.synthetic.make_photo`: scaled 0.7-1.6x, rotated up to 10 degrees, on clutter, JPEG) and runs
 the predict-on-photos path (MTCNN detection and alignment, then the model; the Haar rule on the same
 aligned crops): accuracy there, and how far the model's probabilities on the recovered crops lie from
 those on the original aligned images.
@@ -39,77 +40,14 @@ import argparse
 import io
 import itertools
 import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared" / "celeba-sample"
-sys.path.insert(0, str(ROOT))
+from common import REGIONS, SAMPLE, HaarSmile, load_classifier, load_split, probabilities, set_threads, timed
 
-# Mouth regions of the aligned 178x218 image (x0, y0, x1, y1); CelebA's mean mouth corners are at
-# (71.7, 152.1) and (106.4, 152.0), the nose tip at (88.8, 135.5).
-REGIONS = {"tight": (49, 132, 129, 182), "wide": (34, 122, 144, 197)}
 SCALES = (1.05, 1.1, 1.2)
 ENLARGE = (1.0, 2.0)
-MIN_SIZE = (36, 18)  # the cascade's training window
-
-
-def _threads(count: int) -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(count)
-
-
-def load_split(root: Path, split: str) -> tuple[list[Path], list[int]]:
-    """Image paths and Smiling labels (0/1) of one split of a CelebA copy."""
-    from smile.data.layouts import detect_layout, read_attributes, read_partition, split_files
-
-    layout = detect_layout(root)
-    table = read_attributes(layout.attributes)
-    rows = split_files(table, read_partition(layout.partition), layout.partition)[split]
-    labels = table.columns(["Smiling"])[:, 0]
-    return [layout.images / table.files[i] for i in rows], [int(labels[i]) for i in rows]
-
-
-class HaarSmile:
-    """The Haar smile rule with one setting; ``score`` per image, smiling when ``score >= threshold``."""
-
-    def __init__(self, region: str, enlarge: float, scale: float, threshold: int = 2) -> None:
-        import cv2
-
-        self.cv2 = cv2
-        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_smile.xml")
-        if self.cascade.empty():
-            raise RuntimeError("could not load haarcascade_smile.xml (needs opencv-python-headless<5)")
-        self.region, self.enlarge, self.scale, self.threshold = region, enlarge, scale, threshold
-
-    def settings(self) -> dict:
-        return {
-            "region": self.region,
-            "box": REGIONS[self.region],
-            "enlarge": self.enlarge,
-            "scaleFactor": self.scale,
-            "minSize": MIN_SIZE,
-            "threshold": self.threshold,
-        }
-
-    def score(self, rgb) -> int:
-        """``rgb``: an aligned 178x218 image (H x W x 3 uint8)."""
-        cv2 = self.cv2
-        x0, y0, x1, y1 = REGIONS[self.region]
-        grey = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
-        if self.enlarge != 1.0:
-            grey = cv2.resize(grey, None, fx=self.enlarge, fy=self.enlarge, interpolation=cv2.INTER_LINEAR)
-        grey = cv2.equalizeHist(grey)
-        _, counts = self.cascade.detectMultiScale2(
-            grey, scaleFactor=self.scale, minNeighbors=1, minSize=MIN_SIZE
-        )
-        return int(max(counts)) if len(counts) else 0
-
-    def predict(self, rgb) -> int:
-        return int(self.score(rgb) >= self.threshold)
 
 
 def _rgb(path: Path):
@@ -129,7 +67,7 @@ def tune_haar(files: list[Path], labels: list[int]) -> tuple[HaarSmile, dict]:
     best, grid = None, []
     for region, enlarge, scale in itertools.product(REGIONS, ENLARGE, SCALES):
         rule = HaarSmile(region, enlarge, scale)
-        scores = np.array([rule.score(image) for image in images])
+        scores = np.array([rule.aligned_score(image) for image in images])
         for threshold in range(1, int(scores.max()) + 2):
             acc = float(((scores >= threshold) == truth).mean())
             grid.append(
@@ -144,49 +82,36 @@ def tune_haar(files: list[Path], labels: list[int]) -> tuple[HaarSmile, dict]:
 
 def run_haar(rule: HaarSmile, files: list[Path]) -> tuple[list[int], float]:
     """Predictions and images/s (decode + rule) over ``files``."""
-    start = time.perf_counter()
-    predictions = [rule.predict(_rgb(path)) for path in files]
-    return predictions, len(files) / (time.perf_counter() - start)
+    predictions, seconds = timed(lambda: [rule.predict(_rgb(path)) for path in files])
+    return predictions, len(files) / seconds
 
 
 def load_model(checkpoint: Path):
-    import torch
-
-    from smile.system import AttributeClassifier
-
-    model = AttributeClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    """The checkpoint's model, the index of its Smiling output and its input size."""
+    model, settings, _ = load_classifier(checkpoint)
     if "Smiling" not in model.attributes:
         raise SystemExit(f"{checkpoint} predicts {model.attributes}, not Smiling")
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    size = int(raw.get("datamodule_hyper_parameters", {}).get("image_size", 64))
-    return model, model.attributes.index("Smiling"), size
+    return model, model.attributes.index("Smiling"), settings.image_size
 
 
-def model_probabilities(model, index: int, images, batch_size: int = 64):
-    """``images``: a list of tensors already transformed."""
-    import torch
-
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            out.append(model.predict_step(torch.stack(images[start : start + batch_size]), 0)[:, index])
-    return torch.cat(out).numpy()
-
-
-def run_model(model, index: int, size: int, files: list[Path], batch_size: int = 64):
-    """Probabilities and images/s (decode + eval transform + network, in batches) over ``files``."""
+def _inputs(files: list[Path], size: int) -> list:
+    """``files`` decoded and through the evaluation transform at ``size``: the network's input tensors."""
     from PIL import Image
 
     from smile.data.pil_transforms import eval_transform
 
     transform = eval_transform(size)
-    start = time.perf_counter()
-    images = []
+    out = []
     for path in files:
         with Image.open(path) as image:
-            images.append(transform(image.convert("RGB")))
-    probs = model_probabilities(model, index, images, batch_size)
-    return probs, len(files) / (time.perf_counter() - start)
+            out.append(transform(image.convert("RGB")))
+    return out
+
+
+def run_model(model, index: int, size: int, files: list[Path], batch_size: int = 64):
+    """Probabilities and images/s (decode + eval transform + network, in batches) over ``files``."""
+    probs, seconds = timed(lambda: probabilities(model, _inputs(files, size), batch_size)[:, index])
+    return probs, len(files) / seconds
 
 
 def _grey_features(images):
@@ -202,29 +127,21 @@ def pixel_reference(
     of the 64x64 input averaged to 32x32, fitted on ``train_files``; predictions and images/s."""
     import numpy as np
     import torch
-    from PIL import Image
 
-    from smile.data.pil_transforms import eval_transform
-
-    transform = eval_transform(64)
-
-    def load(paths: list[Path]) -> list:
-        out = []
-        for path in paths:
-            with Image.open(path) as image:
-                out.append(transform(image.convert("RGB")))
-        return out
-
-    grey = _grey_features(load(train_files))
+    grey = _grey_features(_inputs(train_files, 64))
     mean, std = grey.mean(0), grey.std(0) + 1e-6
     design = torch.cat([(grey - mean) / std, torch.ones(len(grey), 1, dtype=torch.float64)], 1)
     targets = torch.tensor(train_labels, dtype=torch.float64) * 2 - 1
     eye = ridge * torch.eye(design.shape[1], dtype=torch.float64)
     weights = torch.linalg.solve(design.T @ design + eye, design.T @ targets)
-    start = time.perf_counter()
-    test = (_grey_features(load(files)) - mean) / std
-    scores = (torch.cat([test, torch.ones(len(test), 1, dtype=torch.float64)], 1) @ weights).numpy()
-    return (scores >= 0).astype(np.int64), len(files) / (time.perf_counter() - start)
+
+    def predict() -> np.ndarray:
+        test = (_grey_features(_inputs(files, 64)) - mean) / std
+        scores = (torch.cat([test, torch.ones(len(test), 1, dtype=torch.float64)], 1) @ weights).numpy()
+        return (scores >= 0).astype(np.int64)
+
+    predictions, seconds = timed(predict)
+    return predictions, len(files) / seconds
 
 
 def run_photos(
@@ -235,8 +152,8 @@ def run_photos(
     from PIL import Image
 
     from smile.data.pil_transforms import eval_transform
-    from smile.photos.faces import FaceAligner
-    from smile.photos.synthetic import framing_error, make_photo
+    from smile.faces.aligner import FaceAligner
+    from smile.faces.synthetic import framing_error, make_photo
 
     transform = eval_transform(size)
     aligner = FaceAligner("mtcnn")
@@ -247,11 +164,9 @@ def run_photos(
         buffer = io.BytesIO()
         photo.save(buffer, "JPEG", quality=90)
         photos.append((original, buffer.getvalue(), to_photo))
-    start = time.perf_counter()
-    found = []
-    for _, data, _ in photos:
-        found.append(aligner(Image.open(io.BytesIO(data)).convert("RGB")))
-    detect_seconds = time.perf_counter() - start
+    found, detect_seconds = timed(
+        lambda: [aligner(Image.open(io.BytesIO(data)).convert("RGB")) for _, data, _ in photos]
+    )
     for i, ((original, _, to_photo), faces) in enumerate(zip(photos, found)):
         if not faces:
             continue
@@ -261,8 +176,8 @@ def run_photos(
         originals.append(transform(original))
         crops.append(face.aligned)
     truth = np.array(labels)[kept]
-    p_original = model_probabilities(model, index, originals)
-    p_photo = model_probabilities(model, index, [transform(crop) for crop in crops])
+    p_original = probabilities(model, originals)[:, index]
+    p_photo = probabilities(model, crops, transform=transform)[:, index]
     haar_photo = np.array([rule.predict(np.asarray(crop)) for crop in crops])
     return {
         "photos": len(files),
@@ -317,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = parser.parse_args(argv)
-    _threads(args.threads)
+    set_threads(args.threads)
     import cv2
     import numpy as np
     import torch

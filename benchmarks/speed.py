@@ -1,8 +1,8 @@
 """Parameter count and CPU inference speed of the networks (``model.net``), on 64x64 inputs (or
 ``--image-size``: configs/all.yaml trains at 96).
 
-    PYTHONPATH=. python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet] [--image-size 64]
-    PYTHONPATH=. python benchmarks/speed.py --nets --ckpt both.ckpt     # a trained model, as test and predict run it
+    python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet] [--image-size 64]
+    python benchmarks/speed.py --nets --ckpt both.ckpt     # a trained model, as test and predict run it
 
 Images per second of the forward pass in ``torch.inference_mode`` at the given batch size, float32 and
 bfloat16 autocast, channels-last. ``--ckpt`` times a checkpoint's model as ``test`` and ``predict`` run it
@@ -19,6 +19,7 @@ import sys
 import time
 
 import torch
+from common import load_classifier
 from torch import nn
 
 from smile.models import build_network
@@ -46,12 +47,8 @@ def measure(label: str, batch: int, bf16: bool, seconds: float, size: int = 64) 
 
 def measure_checkpoint(path: str, batch: int, bf16: bool, seconds: float) -> dict:
     """A checkpoint's model (:class:`smile.system.AttributeClassifier`) at its own input size."""
-    from smile.system import AttributeClassifier
-    from smile.training.checkpoints import checkpoint_settings, load_checkpoint
-
-    size = checkpoint_settings(load_checkpoint(path)).image_size
-    model = AttributeClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
-    return time_forward(path, model, batch, bf16, seconds, size)
+    model, settings, _ = load_classifier(path)
+    return time_forward(path, model, batch, bf16, seconds, settings.image_size)
 
 
 def time_forward(label: str, net: nn.Module, batch: int, bf16: bool, seconds: float, size: int) -> dict:

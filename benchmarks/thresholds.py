@@ -21,10 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import common  # noqa: F401 - puts the project on sys.path
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def person_halves(identities: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +43,8 @@ def cross_fitted(
     probs: np.ndarray, labels: np.ndarray, halves: tuple[np.ndarray, np.ndarray]
 ) -> dict[str, Any]:
     """Per criterion (and 0.5): figures on each half at thresholds tuned on the other, averaged."""
-    from smile.evaluation.metrics import CRITERIA, MIN_TUNE_COUNT, mean_rates, tune_thresholds
+    from smile.evaluation.metrics import mean_rates
+    from smile.evaluation.thresholds import CRITERIA, MIN_TUNE_COUNT, tune_thresholds
 
     rows: dict[str, Any] = {}
     for criterion in ("0.5", *CRITERIA):
@@ -74,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the table as JSON here")
     args = parser.parse_args(argv)
 
-    from smile.evaluation.runner import model_and_data, predict_split
-    from smile.training.checkpoints import load_checkpoint
+    from smile.checkpoints import load_checkpoint
+    from smile.evaluation.runner import predict_split
+    from smile.restore import model_and_data
 
     checkpoint = load_checkpoint(Path(args.ckpt_path))
     overrides = {"root": args.root, "cache_dir": args.cache_dir}

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -35,49 +33,16 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from common import ROOT, SAMPLE, load_average, quiet_trainer
 from PIL import Image
+from timing import EpochTimer, machine, sync, torch_device, training_step_rate
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.timing import EpochTimer, sync, training_step_rate  # noqa: E402
-from smile.data.batch_transforms import random_crop_flip  # noqa: E402
-from smile.data.cache import (  # noqa: E402
-    _decode_pil,
-    _torchvision_batches,
-    cache_geometry,
-    default_build_workers,
-)
-from smile.data.datamodule import CelebADataModule, default_num_workers  # noqa: E402
-from smile.data.pil_transforms import train_transform  # noqa: E402
-from smile.system import AttributeClassifier  # noqa: E402
-
-SAMPLE = REPO.parent / "shared" / "celeba-sample"
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "cores": default_build_workers(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    return info
-
-
-def load_average() -> list[float] | None:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+from smile.data.batch_transforms import random_crop_flip
+from smile.data.cache import _decode_pil, _torchvision_batches, cache_geometry, default_build_workers
+from smile.data.datamodule import CelebADataModule, default_num_workers
+from smile.data.pil_transforms import train_transform
+from smile.devices import cpu_has_fast_bfloat16
+from smile.system import AttributeClassifier
 
 
 def rate(count: int, seconds: float) -> float:
@@ -133,21 +98,14 @@ def compute_settings(args: argparse.Namespace) -> list[tuple[str, bool]]:
     if args.precision is not None or args.channels_last:
         return [(args.precision or "32-true", args.channels_last)]
     settings = [("32-true", False)]
-    gpu = torch.cuda.is_available() and args.accelerator != "cpu"
-    if torch.cuda.is_bf16_supported() if gpu else torch.backends.mkldnn.is_available() and bf16_cpu():
+    gpu = torch_device(args.accelerator).type == "cuda"
+    if (
+        torch.cuda.is_bf16_supported()
+        if gpu
+        else torch.backends.mkldnn.is_available() and cpu_has_fast_bfloat16()
+    ):
         settings.append(("bf16-mixed", True))
     return settings
-
-
-def bf16_cpu() -> bool:
-    """Whether the CPU has bfloat16 instructions (without them bf16 autocast is slower, not faster)."""
-    try:
-        return (
-            "avx512_bf16" in Path("/proc/cpuinfo").read_text()
-            or "amx_bf16" in Path("/proc/cpuinfo").read_text()
-        )
-    except OSError:
-        return False
 
 
 def train_epoch(
@@ -157,18 +115,11 @@ def train_epoch(
     pl.seed_everything(0, verbose=False)
     model = AttributeClassifier(attributes=["Smiling"], channels_last=channels_last)
     timer = EpochTimer()
-    trainer = pl.Trainer(
-        accelerator=args.accelerator,
-        devices=1,
-        precision=precision,
-        max_epochs=1,
-        limit_train_batches=args.train_batches or 1.0,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer = quiet_trainer(
+        args.accelerator,
+        precision,
+        train_batches=args.train_batches or 1.0,
+        validate=False,
         callbacks=[timer],
     )
     trainer.fit(model, datamodule=data)
@@ -182,9 +133,10 @@ def train_epoch(
 def network_alone(args: argparse.Namespace, precision: str, channels_last: bool) -> float:
     """Training steps on one batch already in memory: the network's own ceiling (images/s)."""
     torch.manual_seed(0)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.accelerator != "cpu" else "cpu")
     net = AttributeClassifier(attributes=["Smiling"]).net
-    return training_step_rate(net, args.batch_size, device, precision, channels_last, steps=30, warmup=3)
+    return training_step_rate(
+        net, args.batch_size, torch_device(args.accelerator), precision, channels_last, steps=30, warmup=3
+    )
 
 
 def loader_epoch(loader, transform=None, min_seconds: float = 0.0) -> dict[str, float]:
@@ -363,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{results['machine']['cores']} cores, GPU: {results['machine']['gpu']}; load average "
               f"{results['load_average_start']} -> {results['load_average_end']}")  # fmt: skip
         print(text)
-        out = args.json or REPO / "benchmarks" / "results" / f"throughput-{tag}.json"
+        out = args.json or ROOT / "benchmarks" / "results" / f"throughput-{tag}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         results["table"] = text.splitlines()
         out.write_text(json.dumps(results, indent=1) + "\n")

@@ -30,10 +30,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, project_env, smile_command
 
-from smile.io import atomic_write  # noqa: E402
+from smile.io import atomic_write
 
 
 @dataclass
@@ -101,21 +100,12 @@ def run_leg(name: str, options: list[str], root: str, out: Path) -> Leg:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     root = str(Path(root).resolve())  # the fit runs in its own folder
-    command = [
-        sys.executable,
-        "-m",
-        "smile",
-        "fit",
-        *options,
-        "--data.root",
-        root,
-    ]
+    command = smile_command("fit", *options, "--data.root", root)
     print(f"[{name}] {' '.join(command)}", flush=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     before = os.times()
     start = time.time()
     with open(folder / "fit.log", "w") as log:
-        code = subprocess.call(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
+        code = subprocess.call(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=project_env())
     wall = time.time() - start
     after = os.times()
     if code != 0:

@@ -1,11 +1,44 @@
-"""Timing helpers shared by the benchmarks: GPU-synchronised epoch timers and the network's own rate."""
+"""Timing helpers of the benchmarks that train (throughput.py, gpu_epoch.py): the machine's description,
+the device an accelerator setting trains on, GPU-synchronised epoch timers and the network's own rate.
+They need torch and Lightning at import, which :mod:`common` does not load."""
 
 from __future__ import annotations
 
+import platform
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+
+
+def machine() -> dict:
+    """The CPU (its model name), its cores, torch's threads, the GPU and the software versions."""
+    from smile.data.cache import default_build_workers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": default_build_workers(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def torch_device(accelerator: str) -> torch.device:
+    """The device a Lightning ``accelerator`` setting (``auto``, ``gpu``, ``cuda``, ``cpu``) trains on here."""
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return torch.device("cuda" if gpu else "cpu")
 
 
 def sync() -> None:

@@ -1,8 +1,9 @@
 """Use a trained model from Python: ``smile.load`` and :class:`Predictor`.
 
 ``load`` takes a checkpoint (a path, or ``best``/``last`` as on the command line) or a file written by
-``python -m smile export --format onnx``. ``Predictor.predict`` runs the same detection, alignment and
-preprocessing as ``python -m smile predict --data.predict_path`` and returns one record per face::
+``python -m smile export --format onnx``. ``Predictor.predict`` runs photos through the photo pipeline
+(:mod:`smile.photos.pipeline`: the detection, alignment and preprocessing of ``smile predict``) and
+returns one record per face::
 
     >>> import smile
     >>> model = smile.load("best.ckpt")                      # doctest: +SKIP
@@ -18,10 +19,8 @@ is only read.
 
 from __future__ import annotations
 
-import io
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,34 +28,33 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision.transforms import functional as F
 
 from smile.data.celeba import CROP_SIZE
-from smile.data.pil_transforms import eval_transform
-from smile.decisions import DEFAULT_THRESHOLD
 from smile.errors import SmileError
-from smile.photos.dataset import celeba_frame, load_photo, rgb_image
+from smile.evaluation.thresholds import DEFAULT_THRESHOLD
+from smile.faces.aligner import Face
+from smile.faces.images import ImageError, ImageInput, celeba_frame
+from smile.faces.options import FaceOptions
+from smile.photos.pipeline import PhotoFaces, PhotoPipeline
+from smile.photos.predictions import PhotoRow, photo_rows
 
-ImageInput = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
-#: Images above this many pixels are refused before decoding (Pillow's own bomb limit is 89 million).
-DEFAULT_MAX_PIXELS = 50_000_000
-
-
-class ImageError(SmileError, ValueError):
-    """An input that is not a usable image; the message says what was wrong and what is expected."""
+__all__ = ["FaceRecord", "ImageError", "Predictor", "load"]
 
 
 @dataclass
 class FaceRecord:
     """One face of a photo: its index (left to right), box ``(x, y, w, h)`` in the photo's pixels (after
-    EXIF rotation), the detector's score (``None`` for aligned input), a probability per attribute and the
-    decision at the attribute's threshold."""
+    EXIF rotation), the detector's score, a probability per attribute and the decision at the attribute's
+    threshold. ``method`` says how the face was framed: ``landmarks``, ``eyes`` or ``box`` for a detected
+    face; ``whole_image`` for a photo in which none was found, taken whole (score ``None``); ``aligned``
+    for an input taken as an aligned crop."""
 
     face: int
     box: tuple[int, int, int, int]
     score: float | None
     probabilities: dict[str, float]
     predicted: dict[str, bool] = field(default_factory=dict)
+    method: str = "landmarks"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``box`` as ``{"x", "y", "w", "h"}``."""
@@ -65,64 +63,10 @@ class FaceRecord:
             "face": self.face,
             "box": {"x": x, "y": y, "w": w, "h": h},
             "score": self.score,
+            "method": self.method,
             "probabilities": self.probabilities,
             "predicted": self.predicted,
         }
-
-
-def to_image(
-    image: ImageInput, channels: str = "RGB", max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> Image.Image:
-    """Any accepted input as an 8-bit RGB PIL image (files and bytes turned upright by their EXIF
-    orientation); raises :class:`ImageError` naming what was wrong."""
-    if channels not in ("RGB", "BGR"):
-        raise ImageError(f"channels={channels!r}: give 'RGB' or 'BGR'")
-    if isinstance(image, Image.Image):
-        return rgb_image(image)
-    if isinstance(image, np.ndarray):
-        return _array_image(image, channels)
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        if len(image) == 0:
-            raise ImageError(
-                "the image is empty (0 bytes): expected the bytes of a JPEG, PNG, WebP or BMP file"
-            )
-        source: Any = io.BytesIO(bytes(image))
-        name = "the image data"
-    elif isinstance(image, (str, Path)):
-        source = Path(image)
-        if not source.is_file():
-            raise ImageError(f"{source}: no such file")
-        name = str(source)
-    else:
-        raise ImageError(
-            f"cannot read an image from a {type(image).__name__}: give a path, bytes, a PIL image or a numpy array"
-        )
-    try:
-        return load_photo(source, max_pixels=max_pixels)
-    except SmileError:
-        raise
-    except Image.UnidentifiedImageError as err:
-        raise ImageError(f"{name} is not an image Pillow can read (JPEG, PNG, WebP, BMP, ...)") from err
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{name}: {err}") from err
-    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt files
-        raise ImageError(
-            f"{name} is a damaged or truncated image: {' '.join(str(err).split())[:200]}"
-        ) from err
-
-
-def _array_image(array: np.ndarray, channels: str) -> Image.Image:
-    if array.dtype == np.uint16:
-        array = (array >> 8).astype(np.uint8)
-    if array.dtype != np.uint8:
-        raise ImageError(f"a numpy image must be uint8 (or uint16), got {array.dtype}")
-    if array.ndim == 2:
-        return Image.fromarray(array).convert("RGB")
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ImageError(f"a numpy image must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
-    if channels == "BGR":
-        array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
-    return rgb_image(Image.fromarray(np.ascontiguousarray(array)))
 
 
 class Predictor:
@@ -131,20 +75,19 @@ class Predictor:
     Attributes: ``attributes`` (names, in output order), ``thresholds`` (one per attribute: an attribute
     is predicted present when its probability is greater), ``device``, ``source`` (the file loaded),
     ``backend`` (``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side), ``crop_size``
-    (the side of the face window it sees, in pixels of the 178x218 aligned face).
+    (the side of the face window it sees, in pixels of the 178x218 aligned face), ``pipeline`` (the
+    :class:`~smile.photos.pipeline.PhotoPipeline` photos go through).
     """
 
     def __init__(
         self,
-        network: Any,
+        network: Callable[[Tensor], np.ndarray],
         metadata: dict[str, Any],
         source: Path,
         backend: str,
         device: torch.device,
-        detector: str = "auto",
-        min_face: int = 40,
+        options: FaceOptions | None = None,
         threshold: float | None = None,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.attributes: list[str] = list(metadata["attributes"])
         saved = metadata.get("thresholds") or {}  # files exported before thresholds were saved: 0.5
@@ -157,48 +100,43 @@ class Predictor:
         )
         self.image_size = int(metadata["input"]["shape"][-1])
         self.crop_size = int(metadata["input"].get("crop_size", CROP_SIZE))  # absent: exported before it
-        self.uint8_input = metadata["input"]["dtype"] == "uint8"
         self.metadata, self.source, self.backend, self.device = metadata, source, backend, device
-        self.detector, self.min_face, self.max_pixels = detector, min_face, max_pixels
+        uint8 = metadata["input"]["dtype"] == "uint8"
+        self.pipeline = PhotoPipeline(self.image_size, self.crop_size, options, uint8=uint8)
         self._network = network
-        from smile.export import split_transform  # the steps before ToTensor, as in training
-
-        self._image_steps = split_transform(eval_transform(self.image_size, self.crop_size))[0]
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.source)!r}, backend={self.backend!r}, attributes={self.attributes})"
 
-    # --- preprocessing ---------------------------------------------------------------------------
+    @property
+    def options(self) -> FaceOptions:
+        """How faces are found (detector, minimum face, no-face rule, pixel limit)."""
+        return self.pipeline.options
 
-    def aligner(self):
-        """This thread's :class:`smile.photos.faces.FaceAligner` (detectors are not shared between threads)."""
-        aligner = getattr(self._local, "aligner", None)
-        if aligner is None:
-            from smile.photos.faces import FaceAligner
+    def with_options(self, aligned: bool | None = None, **changes: Any) -> Predictor:
+        """This predictor with some :class:`~smile.faces.options.FaceOptions` changed, or taking its
+        inputs as aligned crops (``aligned``); the network is shared."""
+        other = object.__new__(Predictor)
+        other.__dict__.update(self.__dict__)
+        other.pipeline = PhotoPipeline(
+            self.image_size,
+            self.crop_size,
+            replace(self.options, **changes),
+            aligned=self.pipeline.aligned if aligned is None else aligned,
+            uint8=self.pipeline.uint8,
+        )
+        return other
 
-            aligner = self._local.aligner = FaceAligner(self.detector, min_face=self.min_face)
-        return aligner
+    # --- the steps, for callers that run them apart (smile serve) ---------------------------------
+
+    def detect(self, image: ImageInput, channels: str = "RGB") -> tuple[Image.Image, list[Face]]:
+        """The image (RGB, upright) and its faces, left to right, by the no-face rule."""
+        picture = self.pipeline.read(image, channels)
+        return picture, self.pipeline.faces(picture)
 
     def tensor(self, crops: Sequence[Image.Image]) -> Tensor:
-        """178x218 CelebA-framed crops as the network's input batch (the evaluation transform)."""
-        size = (len(crops), 3, self.image_size, self.image_size)
-        if not crops:
-            return torch.zeros(size, dtype=torch.uint8 if self.uint8_input else torch.float32)
-        pixels = []
-        for crop in crops:
-            for step in self._image_steps:
-                crop = step(crop)
-            pixels.append(F.pil_to_tensor(crop))
-        batch = torch.stack(pixels)
-        return batch if self.uint8_input else batch.float().div(255.0)  # as ToTensor does
-
-    def detect(self, image: ImageInput, channels: str = "RGB") -> tuple[Image.Image, list[Any]]:
-        """The image (RGB, upright) and its faces (:class:`smile.photos.faces.Face`, left to right)."""
-        picture = to_image(image, channels, self.max_pixels)
-        return picture, self.aligner()(picture)
-
-    # --- the network -------------------------------------------------------------------------------
+        """178x218 CelebA-framed crops as the network's input batch."""
+        return self.pipeline.tensor(crops)
 
     def probabilities(self, batch: Tensor) -> np.ndarray:
         """``(N, K)`` probabilities for a prepared batch (:meth:`tensor`)."""
@@ -206,15 +144,16 @@ class Predictor:
             return np.zeros((0, len(self.attributes)), dtype=np.float32)
         return self._network(batch)
 
-    def records(self, faces: Sequence[Any], probabilities: np.ndarray) -> list[FaceRecord]:
-        """One :class:`FaceRecord` per detected face."""
+    def records(self, faces: Sequence[Face], probabilities: np.ndarray) -> list[FaceRecord]:
+        """One :class:`FaceRecord` per face."""
         return [
             FaceRecord(
                 face=index,
                 box=tuple(int(v) for v in face.box),  # type: ignore[arg-type]
-                score=float(face.score),
+                score=None if face.score is None else float(face.score),
                 probabilities={name: float(p) for name, p in zip(self.attributes, row)},
                 predicted=dict(zip(self.attributes, self.decide(row).tolist())),
+                method=face.method,
             )
             for index, (face, row) in enumerate(zip(faces, probabilities))
         ]
@@ -224,13 +163,13 @@ class Predictor:
     def predict(
         self, image: ImageInput | Sequence[ImageInput], channels: str = "RGB"
     ) -> list[FaceRecord] | list[list[FaceRecord]]:
-        """The faces of ``image`` (a list of records, left to right; empty when there is none), or, for a
-        list or tuple of images, one such list per image. Detection and alignment are those of
-        ``python -m smile predict``; all faces go through the network in one batch."""
+        """The faces of ``image`` (a list of records, left to right), or, for a list or tuple of images,
+        one such list per image. A photo without a detected face gives one ``whole_image`` record under
+        the default no-face rule, none under ``no_face="skip"``. All faces go through the network in
+        one batch."""
         many = isinstance(image, (list, tuple))
         found = [self.detect(item, channels)[1] for item in (image if many else [image])]  # type: ignore[union-attr]
-        crops = [face.aligned for faces in found for face in faces]
-        probabilities = self.probabilities(self.tensor(crops))
+        probabilities = self.probabilities(self.tensor([face.aligned for faces in found for face in faces]))
         results, start = [], 0
         for faces in found:
             results.append(self.records(faces, probabilities[start : start + len(faces)]))
@@ -241,8 +180,41 @@ class Predictor:
         """``(N, K)`` probabilities for faces already in CelebA's framing (``img_align_celeba``, 178x218;
         other sizes are resized to it), without detection. One image gives ``(1, K)``."""
         items = images if isinstance(images, (list, tuple)) else [images]
-        crops = [celeba_frame(to_image(item, channels, self.max_pixels)) for item in items]
+        crops = [celeba_frame(self.pipeline.read(item, channels)) for item in items]
         return self.probabilities(self.tensor(crops))
+
+    def predict_files(
+        self,
+        files: Iterable[Path],
+        batch_size: int = 64,
+        on_photo: Callable[[PhotoFaces, list[PhotoRow]], None] | None = None,
+    ) -> list[PhotoRow]:
+        """The predictions CSV's rows for ``files`` (:mod:`smile.photos.predictions`), in order: the
+        faces of several photos go through the network together, ``batch_size`` at most at a time;
+        ``on_photo(photo, rows)`` is called for each photo while its picture is in memory (annotated
+        copies). A file that will not decode gets an ``unreadable`` row and the others still run."""
+        rows: list[PhotoRow] = []
+        pending: list[PhotoFaces] = []
+
+        def flush() -> None:
+            crops = [face.aligned for photo in pending for face in photo.faces]
+            probabilities = self.probabilities(self.tensor(crops))
+            start = 0
+            for photo in pending:
+                count = len(photo.faces)
+                these = photo_rows(photo, probabilities[start : start + count])
+                start += count
+                rows.extend(these)
+                if on_photo is not None:
+                    on_photo(photo, these)
+            pending.clear()
+
+        for photo in self.pipeline.photos(files):
+            pending.append(photo)
+            if sum(len(p.faces) for p in pending) >= batch_size:
+                flush()
+        flush()
+        return rows
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Boolean decisions: each probability greater than its attribute's threshold (:attr:`thresholds`)."""
@@ -261,20 +233,22 @@ def _device(device: str | torch.device | None) -> torch.device:
 def load(
     source: str | Path,
     device: str | torch.device | None = "cpu",
-    detector: str = "auto",
-    min_face: int = 40,
+    detector: str = FaceOptions.detector,
+    min_face: int = FaceOptions.min_face,
     threshold: float | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = FaceOptions.max_pixels,
+    no_face: str = FaceOptions.no_face,
 ) -> Predictor:
     """Load a checkpoint (a file, or ``best``/``last``: the newest run's) or an exported ``.onnx`` file.
 
-    ``device``: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"`` or ``"auto"``. ``detector`` and ``min_face``
-    are those of ``predict`` (``--data.detector``, ``--data.min_face``); ``threshold``, when given, replaces
-    the model's own per-attribute thresholds (0.5 unless it was trained with ``model.threshold_criterion``)
-    in the records' decisions.
+    ``device``: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"`` or ``"auto"``. ``detector``, ``min_face``,
+    ``max_pixels`` and ``no_face`` are :class:`~smile.faces.options.FaceOptions`, as in ``smile predict``;
+    ``threshold``, when given, replaces the model's own per-attribute thresholds (0.5 unless it was
+    trained with ``model.threshold_criterion``) in the records' decisions.
     """
-    from smile.training.checkpoints import resolve_checkpoint
+    from smile.checkpoints import resolve_checkpoint
 
+    options = FaceOptions(detector=detector, min_face=min_face, no_face=no_face, max_pixels=max_pixels)  # type: ignore[arg-type]
     torch_device = _device(device)
     path = Path(source)
     if path.suffix == ".onnx":
@@ -287,9 +261,7 @@ def load(
         path = resolve_checkpoint(source)
         network, metadata = _checkpoint_network(path, torch_device)
         backend = "checkpoint"
-    return Predictor(
-        network, metadata, path, backend, torch_device, detector, min_face, threshold, max_pixels
-    )
+    return Predictor(network, metadata, path, backend, torch_device, options, threshold)
 
 
 def _checkpoint_network(path: Path, device: torch.device):

@@ -1,5 +1,4 @@
-"""``python -m smile ensemble A.ckpt B.ckpt [...] --out ensemble.ckpt``: one checkpoint that answers with
-the mean of the given models' logits (:class:`smile.models.ensemble.Ensemble`).
+"""Ensembles: one checkpoint that answers with the mean of the given models' logits (:class:`smile.models.ensemble.Ensemble`).
 
 The members must predict the same attributes from the same input (``data.image_size``); each keeps its
 trained weights (the averaged ones where it kept an EMA). The new checkpoint takes the first member's
@@ -10,41 +9,24 @@ API, serving and export. Its prediction cost is the sum of its members'.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from smile.decisions import DEFAULT_THRESHOLD
+from smile.checkpoints import checkpoint_settings, load_checkpoint
 from smile.errors import CheckpointError
-from smile.io import atomic_write, fresh_path
-from smile.system import AttributeClassifier
-from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
+from smile.evaluation.thresholds import DEFAULT_THRESHOLD
+from smile.restore import classifier
 
-#: Data settings that must agree (:class:`~smile.training.checkpoints.CheckpointSettings` properties): they
+#: Data settings that must agree (:class:`~smile.checkpoints.CheckpointSettings` properties): they
 #: decide what the networks see.
 SAME_INPUT = ("image_size", "crop_size")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="smile ensemble",
-        description="Join trained checkpoints into one that predicts the mean of their logits.",
-    )
-    parser.add_argument("checkpoints", nargs="+", help="two or more .ckpt files (or best / last)")
-    parser.add_argument(
-        "--out", type=Path, required=True, help="the new checkpoint (never over an existing file)"
-    )
-    return parser
-
-
 def member_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights of the network the checkpoint's model evaluates with (the EMA's when it kept one)."""
-    classifier = AttributeClassifier(**checkpoint_settings(checkpoint).model)
-    classifier.load_state_dict(checkpoint["state_dict"])
-    return classifier.evaluation_net.state_dict()
+    return classifier(checkpoint).evaluation_net.state_dict()
 
 
 def join(paths: list[Path]) -> dict[str, Any]:
@@ -91,15 +73,3 @@ def join(paths: list[Path]) -> dict[str, Any]:
         "global_step": first.get("global_step", 0),
         "ensemble_of": [str(path) for path in paths],
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    paths = [resolve_checkpoint(value) for value in args.checkpoints]
-    checkpoint = join(paths)
-    out = fresh_path(args.out)
-    with atomic_write(out, "wb") as handle:
-        torch.save(checkpoint, handle)
-    members = ", ".join(m["net"] for m in checkpoint["hyper_parameters"]["net_kwargs"]["members"])
-    print(f"Wrote {out}: the mean logit of {len(paths)} models ({members})", file=sys.stderr)
-    return 0

@@ -33,7 +33,6 @@ checkpoint's own predictions (its ``predict_step``) on random images, to 1e-4.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.metadata
 import io
@@ -45,15 +44,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision import transforms
 
+from smile import restore
+from smile.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
 from smile.data.celeba import centre_window
-from smile.data.pil_transforms import eval_transform
+from smile.data.pil_transforms import eval_transform, split_transform
 from smile.errors import SmileError
 from smile.io import atomic_write
-from smile.recipe import view_averaged
+from smile.models.views import view_averaged
 from smile.system import AttributeClassifier
-from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
 
 FORMATS = ("onnx", "pt2")
 SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
@@ -105,20 +104,6 @@ class ProbabilityModel(nn.Module):
         return torch.sigmoid(logits)
 
 
-def split_transform(transform: transforms.Compose) -> tuple[list[Any], list[nn.Module]]:
-    """The steps of ``transform`` before ``ToTensor`` (done by the caller, on the image) and after it
-    (built into the export; they must be tensor modules)."""
-    steps = list(transform.transforms)
-    cut = next((i for i, step in enumerate(steps) if isinstance(step, transforms.ToTensor)), None)
-    if cut is None:
-        raise ExportError(f"the evaluation transform has no ToTensor step: {transform}")
-    after = steps[cut + 1 :]
-    for step in after:
-        if not isinstance(step, nn.Module):
-            raise ExportError(f"cannot build the evaluation transform's step {step!r} into the export")
-    return steps[:cut], after
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -149,13 +134,14 @@ def _load(
         raise ExportError(f"input dtype {input_dtype!r}: choose one of {', '.join(INPUT_DTYPES)}")
     path = Path(checkpoint_path)
     checkpoint = load_checkpoint(path)
-    classifier = AttributeClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    classifier.eval()
+    classifier = restore.classifier(checkpoint)
     settings = checkpoint_settings(checkpoint)
     size, crop = settings.image_size, settings.crop_size
     top = centre_window(crop)[1]
-    transform = eval_transform(size, crop)
-    before, after = split_transform(transform)
+    try:
+        before, after = split_transform(eval_transform(size, crop))
+    except ValueError as err:
+        raise ExportError(str(err)) from err
     model = ProbabilityModel.from_classifier(classifier, after, uint8=input_dtype == "uint8")
     value_range = [0, 255] if input_dtype == "uint8" else [0.0, 1.0]
     scaling = (
@@ -349,49 +335,3 @@ def export(
         note = "not checked (onnxruntime not installed)" if error is None else f"max difference {error:.1e}"
         print(f"Checked {target} against the checkpoint: {note}", file=sys.stderr)
     return target
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="smile export",
-        description="Export a checkpoint as an ONNX or torch.export (.pt2) model that maps aligned face images "
-        "(N, 3, S, S) to attribute probabilities, with the attribute names and preprocessing in its metadata.",
-    )
-    parser.add_argument(
-        "--ckpt_path", "--ckpt-path", required=True, help="checkpoint file, or best / last (newest run's)"
-    )
-    parser.add_argument(
-        "--format", choices=[*FORMATS, "torchscript"], default="onnx", help="onnx (default) or pt2"
-    )
-    parser.add_argument(
-        "--out", default=None, help="output file (default: beside the checkpoint, .onnx / .pt2)"
-    )
-    parser.add_argument(
-        "--input_dtype",
-        "--input-dtype",
-        choices=INPUT_DTYPES,
-        default="float32",
-        help="float32: pixels / 255 in [0, 1] (default); uint8: raw 0-255 pixels",
-    )
-    parser.add_argument(
-        "--opset", type=int, default=MIN_OPSET, help=f"ONNX opset (default and lowest: {MIN_OPSET})"
-    )
-    parser.add_argument(
-        "--no_check",
-        "--no-check",
-        action="store_true",
-        help="skip running the file against the checkpoint afterwards",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    target = export(args.ckpt_path, args.format, args.out, args.input_dtype, args.opset, not args.no_check)
-    metadata = read_metadata(target)
-    print(
-        f"Wrote {target}: {args.format}, input {INPUT_NAME} {metadata['input']['dtype']} "
-        f"{metadata['input']['shape']} -> {OUTPUT_NAME} for {', '.join(metadata['attributes'])}"
-    )
-    return 0

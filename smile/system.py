@@ -1,8 +1,8 @@
 """The LightningModule: a network from :mod:`smile.models`, BCE loss, the recipe's optimiser and schedule,
 per-attribute metrics (:mod:`smile.evaluation.metrics`) and per-attribute decision thresholds.
 
-The recipe options (optimizer, scheduler, label smoothing, weight averaging, flip averaging; see
-:mod:`smile.recipe`) default to the original notebook's recipe."""
+The recipe options (optimizer, scheduler, label smoothing, weight averaging: :mod:`smile.training.recipe`;
+test-time views: :mod:`smile.models.views`) default to the original notebook's recipe."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from torch.nn import functional as F
 from torchmetrics import Metric
 
 from smile.data.celeba import resolve_attributes
+from smile.devices import slow_precision_message
 from smile.errors import CheckpointError, OptionError
 from smile.evaluation.metrics import (
-    CRITERIA,
-    DEFAULT_THRESHOLD,
     EpochOutputs,
     attribute_auroc,
     attribute_metrics,
@@ -28,18 +27,16 @@ from smile.evaluation.metrics import (
     auroc_values,
     confusion_counts,
     mean_rates,
-    tune_thresholds,
 )
+from smile.evaluation.thresholds import CRITERIA, DEFAULT_THRESHOLD, tune_thresholds
 from smile.models import NetworkName, build_network
-from smile.recipe import (
+from smile.models.views import check_shifts, view_averaged
+from smile.training.recipe import (
     build_optimizer,
     build_scheduler,
-    check_shifts,
     ema_model,
     positive_weights,
-    slow_precision_message,
     smooth_targets,
-    view_averaged,
 )
 
 
@@ -176,7 +173,7 @@ class AttributeClassifier(pl.LightningModule):
     @property
     def test_time_views(self) -> tuple[bool, tuple[float, ...]]:
         """``(mirror, shifts)`` of evaluation (``tta``, ``tta_shifts``; a checkpoint older than
-        ``tta_shifts`` has none): :func:`smile.recipe.view_averaged`'s settings, for export too."""
+        ``tta_shifts`` has none): :func:`smile.models.views.view_averaged`'s settings, for export too."""
         return bool(self.hparams.get("tta")), tuple(self.hparams.get("tta_shifts") or ())
 
     def _stats(self, stage: str) -> Metric:

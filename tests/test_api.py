@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import photos as face_photos
-from helpers.cli import QUIET
 from helpers.photos import needs_mtcnn
 from PIL import Image
 
@@ -39,7 +38,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_records_for_photos_with_no_one_and_several_faces(model: smile.Predictor, photos: Path) -> None:
     none, one, group = model.predict([photos / "none.jpg", photos / "one.jpg", photos / "group.png"])
-    assert none == [] and len(one) == 1 and len(group) == 3
+    assert len(none) == 1 and len(one) == 1 and len(group) == 3
+    assert none[0].method == "whole_image" and none[0].score is None  # no face: the whole image
+    assert model.with_options(no_face="skip").predict(photos / "none.jpg") == []
     assert [face.face for face in group] == [0, 1, 2]
     xs = [face.box[0] for face in group]
     assert xs == sorted(xs) and xs[1] - xs[0] > 100  # left to right, distinct faces
@@ -56,9 +57,9 @@ def test_agrees_with_the_predict_csv(
     model: smile.Predictor, photos: Path, smiling_checkpoint: Path, tmp_path: Path
 ) -> None:
     os.chdir(tmp_path)
-    args = ["predict", "--ckpt_path", str(smiling_checkpoint), "--data.predict_path", str(photos), *QUIET]
+    args = ["predict", str(photos), "--ckpt_path", str(smiling_checkpoint)]
     assert main(args) == 0
-    with open(tmp_path / "lightning_logs" / "version_0" / "predictions.csv", newline="") as handle:
+    with open(tmp_path / "predictions.csv", newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if row["status"] == "ok"]
     assert len(rows) == 4
     for row in rows:

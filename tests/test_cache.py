@@ -20,6 +20,7 @@ from helpers.cli import FAST
 from PIL import Image
 from torchvision import transforms
 
+from smile.checkpoints import load_checkpoint
 from smile.cli import main
 from smile.data import cache as cache_module
 from smile.data.batch_transforms import eval_crop, random_crop_flip
@@ -33,8 +34,7 @@ from smile.data.cache import (
 )
 from smile.data.datamodule import CelebADataModule
 from smile.errors import DataError
-from smile.evaluation.runner import model_and_data
-from smile.training.checkpoints import load_checkpoint
+from smile.restore import model_and_data
 
 
 def datamodule(root: Path, **kwargs) -> CelebADataModule:

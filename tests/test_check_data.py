@@ -207,8 +207,8 @@ def test_a_split_left_empty_and_a_zero_subset(synthetic_root: Path, tmp_path: Pa
         DataError, match=r"The test split of .*list_eval_partition.txt is empty, and test needs"
     ):
         CelebADataModule(root=str(root), num_workers=0).setup("test")
-    with pytest.raises(DataError, match="data.val_subset is 0: give a positive count"):
-        CelebADataModule(root=str(root), val_subset=0)
+    with pytest.raises(DataError, match="data.subsets.val is 0: give a positive count"):
+        CelebADataModule(root=str(root), subsets={"val": 0})
 
 
 def test_a_bad_image_met_in_a_loader_worker_is_a_one_line_error(

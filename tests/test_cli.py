@@ -88,9 +88,9 @@ def test_bfloat16_falls_back_to_float32_on_a_cpu_that_would_emulate_it(
 ) -> None:
     """On a CPU without bfloat16 instructions, bf16-mixed runs in 32-true (emulation is ~10x slower), says
     so, and the run's saved config records the precision it ran in."""
-    from smile import recipe
+    from smile import devices
 
-    monkeypatch.setattr(recipe, "cpu_has_fast_bfloat16", lambda: fast_bfloat16)
+    monkeypatch.setattr(devices, "cpu_has_fast_bfloat16", lambda: fast_bfloat16)
     os.chdir(trained)
     folder = trained / "lightning_logs" / "version_0" / "validate"
     before = set(folder.glob("config-validate*.yaml"))

@@ -97,7 +97,7 @@ def test_help_lists_choices_without_markup(capsys: pytest.CaptureFixture) -> Non
     out = capsys.readouterr().out
     assert out.startswith("usage: smile")
     assert "--model.net {original,original_bn,resnet,mini_xception,ensemble}" in out
-    assert "--data.detector {auto,mtcnn,yunet,haar}" in out
+    assert "--model.optimizer {adam,adamw,sgd}" in out
     for markup in (":class:`", ":data:`", ":mod:`", ":func:`", "``"):
         assert markup not in out, markup
 
@@ -180,17 +180,24 @@ def test_demo_and_fast_dev_run_on_a_quiet_console(synthetic_root: Path, tmp_path
     assert_quiet(result)
 
 
-def test_old_option_spellings_are_aliases() -> None:
-    from smile.data.check import build_parser as check_parser
-    from smile.download.cli import build_parser as download_parser
-    from smile.evaluation.runner import _parser as report_parser
-    from smile.export import build_parser as export_parser
+def test_each_option_has_one_spelling(capsys: pytest.CaptureFixture) -> None:
+    """Version 0.1.0 dropped the old spellings (--root, --ckpt-path, dashed forms)."""
+    from smile.commands.check_data import build_parser as check_parser
+    from smile.commands.download import build_parser as download_parser
+    from smile.commands.export import build_parser as export_parser
+    from smile.commands.report import build_parser as report_parser
 
     for parser in (check_parser(), download_parser(), report_parser()):
-        assert parser.parse_args(["--data.root", "x"]).root == parser.parse_args(["--root", "x"]).root
+        assert parser.parse_args(["--data.root", "x"]).root in ("x", Path("x"))
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--root", "x"])
     new = download_parser().parse_args(["--keep_archives", "--image_format", "jpg", "--hf_repo", "a/b"])
-    old = download_parser().parse_args(["--keep-archives", "--image-format", "jpg", "--hf-repo", "a/b"])
-    assert vars(new) == vars(old) and new.keep_archives and new.image_format == "jpg"
+    assert new.keep_archives and new.image_format == "jpg" and new.hf_repo == "a/b"
+    with pytest.raises(SystemExit):
+        download_parser().parse_args(["--keep-archives"])
     new = export_parser().parse_args(["--ckpt_path", "c", "--input_dtype", "uint8", "--no_check"])
-    old = export_parser().parse_args(["--ckpt-path", "c", "--input-dtype", "uint8", "--no-check"])
-    assert vars(new) == vars(old) and new.input_dtype == "uint8" and new.no_check
+    assert new.input_dtype == "uint8" and new.no_check
+    for old in (["--ckpt-path", "c"], ["--ckpt_path", "c", "--input-dtype", "uint8"]):
+        with pytest.raises(SystemExit):
+            export_parser().parse_args(old)
+    capsys.readouterr()

@@ -23,8 +23,8 @@ COMMON = [
     "--trainer.enable_model_summary", "false",
     "--data.num_workers", "0",
     "--data.batch_size", "4",
-    "--data.val_subset", str(SPLIT),
-    "--data.test_subset", str(SPLIT),
+    "--data.subsets.val", str(SPLIT),
+    "--data.subsets.test", str(SPLIT),
 ]  # fmt: skip
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2"]
 
@@ -35,8 +35,7 @@ smile = run_smile
 def single_process(root: Path, checkpoint: Path, cache_dir: Path | None = None) -> tuple[dict, dict, list]:
     data = CelebADataModule(
         root=str(root),
-        val_subset=SPLIT,
-        test_subset=SPLIT,
+        subsets={"val": SPLIT, "test": SPLIT},
         batch_size=4,
         num_workers=0,
         cache=cache_dir is not None,
@@ -64,7 +63,7 @@ def test_ddp_two_processes_count_every_sample_once(synthetic_root: Path, tmp_pat
     fit = smile(
         [
             "fit", "--data.root", str(synthetic_root), "--seed_everything", "3", *COMMON, *DDP, *cached,
-            "--trainer.max_epochs", "1", "--data.train_subset", "32", "--trainer.log_every_n_steps", "1",
+            "--trainer.max_epochs", "1", "--data.subsets.train", "32", "--trainer.log_every_n_steps", "1",
             "--last_checkpoint.every_n_train_steps", "2", "--test_after_fit", "true",
         ],
         tmp_path,
@@ -114,7 +113,7 @@ def test_ddp_sigterm_mid_epoch_then_resume_is_exact_and_predicts_once(
 
     args = [
         "fit", "--data.root", str(synthetic_root), "--seed_everything", "5", *COMMON, *DDP,
-        "--trainer.max_epochs", "2", "--data.train_subset", "48", "--trainer.log_every_n_steps", "1",
+        "--trainer.max_epochs", "2", "--data.subsets.train", "48", "--trainer.log_every_n_steps", "1",
         "--last_checkpoint.every_n_train_steps", "0",
     ]  # fmt: skip
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"

@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from PIL import Image
 
+from smile.commands.download import main as download_main
 from smile.data import html_pages
 from smile.data.celeba import CELEBA_ATTRIBUTES
 from smile.download import common, gdrive, huggingface, kaggle
-from smile.download import main as download_main
 
 N_IMAGES = 10
 IMAGE_NAMES = [f"{i:06d}.jpg" for i in range(1, N_IMAGES + 1)]
@@ -192,11 +192,11 @@ def drive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, files: dict[str, byte
 
 
 def run(root: Path, *args: str) -> int:
-    return download_main(["--root", str(root), "--quiet", *args])
+    return download_main(["--data.root", str(root), "--quiet", *args])
 
 
 def gdrive_args(drive: FakeDrive) -> list[str]:
-    return ["--source", "gdrive", "--gdrive-url", drive.url]
+    return ["--source", "gdrive", "--gdrive_url", drive.url]
 
 
 def leftovers(root: Path) -> list[str]:
@@ -244,7 +244,7 @@ def test_gdrive_html_page_is_recognised(
     err = capsys.readouterr().err
     assert expected in err
     assert "instead of the file" in err
-    assert f"Next source to try: python -m smile download --root {root} --source huggingface" in err
+    assert f"Next source to try: python -m smile download --data.root {root} --source huggingface" in err
     assert leftovers(root) == []  # the page is not left under the zip's name
     assert not (root / "img_align_celeba").exists()
     assert (root / "list_attr_celeba.txt").is_file()  # the files that did arrive are kept
@@ -496,7 +496,7 @@ def test_auto_falls_back_from_a_quota_page_to_huggingface(
     write_mirror(dataset, tmp_path / "mirror")
     monkeypatch.setattr(huggingface, "snapshot", fake_snapshot(tmp_path / "mirror"))
     drive.set("img_align_celeba.zip", mode="quota")
-    assert run(root, "--source", "auto", "--gdrive-url", drive.url) == 0
+    assert run(root, "--source", "auto", "--gdrive_url", drive.url) == 0
     err = capsys.readouterr().err
     assert "auto: gdrive did not work; trying huggingface next." in err
     assert "auto: gdrive failed (" in err and "then huggingface succeeded" in err

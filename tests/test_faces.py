@@ -1,4 +1,4 @@
-"""smile.photos.faces: alignment math, photo building, and detection + alignment of faces in "photos"."""
+"""smile.faces: alignment math, photo building, and detection + alignment of faces in "photos"."""
 
 from __future__ import annotations
 
@@ -10,23 +10,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip(
-    "cv2", reason="smile.photos.faces needs opencv-python-headless (pip install 'smile[photos]')"
-)
+pytest.importorskip("cv2", reason="smile.faces needs opencv-python-headless (pip install 'smile[photos]')")
 
-from smile.photos import faces  # noqa: E402
-from smile.photos.faces import (  # noqa: E402
+from smile.faces import detectors as faces  # noqa: E402
+from smile.faces.aligner import FaceAligner  # noqa: E402
+from smile.faces.detectors import Detection  # noqa: E402
+from smile.faces.geometry import (  # noqa: E402
     ALIGNED_SIZE,
     CELEBA_LANDMARKS,
-    Detection,
-    FaceAligner,
     align,
     apply_transform,
     invert_transform,
     similarity_transform,
     warp,
 )
-from smile.photos.synthetic import framing_error, make_photo  # noqa: E402
+from smile.faces.synthetic import framing_error, make_photo  # noqa: E402
 
 REAL_IDS = (5501, 5502, 5503, 5504)  # test-partition ids of the real sample
 
@@ -264,7 +262,7 @@ def test_two_faces_come_out_left_to_right(sample_root: Path) -> None:
 
 
 def test_whole_image_transform_puts_the_central_square_on_the_framing_square() -> None:
-    from smile.photos.faces import WHOLE_IMAGE_FRAMINGS, whole_image_transform
+    from smile.faces.geometry import WHOLE_IMAGE_FRAMINGS, whole_image_transform
 
     # pixel edges: a square image's corners (-0.5 .. side - 0.5) land on the window's edges
     for framing, (x0, y0, x1, y1) in WHOLE_IMAGE_FRAMINGS.items():

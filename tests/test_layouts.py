@@ -72,7 +72,7 @@ def test_datamodule_loads_the_smiling_column(synthetic_root: Path) -> None:
 
 def test_subsets_take_the_first_images_of_each_split(synthetic_root: Path) -> None:
     data = CelebADataModule(
-        root=str(synthetic_root), train_subset=16, val_subset=5, test_subset=7, num_workers=0
+        root=str(synthetic_root), subsets={"train": 16, "val": 5, "test": 7}, num_workers=0
     )
     data.setup("fit")
     assert [len(data.datasets[s]) for s in ("train", "val", "test")] == [16, 5, 7]

@@ -8,8 +8,8 @@ import torch
 from smile.models import build_network
 from smile.models.layers import Dropout
 from smile.models.original import OriginalCNN
-from smile.recipe import positive_weights
 from smile.system import AttributeClassifier
+from smile.training.recipe import positive_weights
 
 
 def test_original_cnn_has_the_notebooks_parameter_count() -> None:

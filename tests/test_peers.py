@@ -1,4 +1,5 @@
-"""benchmarks/peers.py's own logic on tiny arrays: no-face handling, metrics, threshold, table, fer's crop."""
+"""benchmarks/peers.py's own logic on tiny arrays: no-face handling, metrics, threshold, table, fer's crop,
+and the smile cascade it shares with smile_baseline.py (benchmarks/common.py)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,26 @@ def test_fer_crop_follows_fers_square_offsets_and_padding(peers) -> None:
     corner = peers.fer_face_input(grey, (0, 0, 20, 10))  # made square: 20x20, moved up by 5
     assert corner[0, 0] == pytest.approx((200 / 255 - 0.5) * 2, abs=1e-6)
     assert corner[-1, -1] == pytest.approx(-1.0)
+
+
+def test_the_smile_cascade_scores_photos_and_aligned_mouths(peers, tmp_path) -> None:
+    """common.HaarSmile: on a photo as peers.py runs it, on the aligned mouth as smile_baseline.py does."""
+    pytest.importorskip("cv2")
+    from PIL import Image
+
+    blank = np.full((218, 178, 3), 128, np.uint8)
+    Image.fromarray(blank).save(tmp_path / "blank.jpg")
+    haar = peers.HaarSmile(region="wide", enlarge=2.0, scale=1.05, threshold=3)
+    assert math.isnan(haar.photo_score(tmp_path / "blank.jpg"))  # no face
+    data = peers.Labelled("blank", [tmp_path / "blank.jpg"], np.array([0]))
+    figures = peers.summarise(peers.smile_cascade(haar, data), data.labels)
+    assert figures["no_face"] == 1 and figures["accuracy"] == 1.0
+    assert haar.aligned_score(blank) == 0 and haar.predict(blank) == 0
+    assert haar.settings() == {
+        "region": "wide",
+        "box": (34, 122, 144, 197),
+        "enlarge": 2.0,
+        "scaleFactor": 1.05,
+        "minSize": (36, 18),
+        "threshold": 3,
+    }

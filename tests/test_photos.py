@@ -11,22 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.cli import QUIET
 from helpers.photos import needs_mtcnn
 from PIL import Image
 
 from smile.cli import main
 from smile.data.pil_transforms import eval_transform
-from smile.photos.dataset import (
-    NO_FACE,
-    OK,
-    WHOLE_IMAGE,
-    PhotoFaces,
-    PhotoRow,
-    draw_faces,
-    label_lines,
-    list_photos,
-)
+from smile.errors import OptionError
+from smile.faces.aligner import WHOLE_IMAGE
+from smile.faces.images import list_photos
+from smile.faces.options import FaceOptions
+from smile.photos.pipeline import PhotoPipeline
+from smile.photos.predictions import NO_FACE, OK, PhotoRow, draw_faces, label_lines
 from smile.system import AttributeClassifier
 
 AGREEMENT_IDS = range(5511, 5535)  # 24 test-split ids of the real sample
@@ -46,7 +41,7 @@ def _probabilities(model: AttributeClassifier, images: list[torch.Tensor]) -> np
 
 
 def _read_csv(folder: Path) -> list[dict[str, str]]:
-    with open(folder / "lightning_logs" / "version_0" / "predictions.csv", newline="") as handle:
+    with open(folder / "predictions.csv", newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -84,12 +79,15 @@ def test_label_lines_show_all_of_few_attributes_or_the_top_ones_above_their_thre
 
 def test_draw_faces_marks_boxes_and_photos_without_a_face() -> None:
     photo = Image.new("RGB", (320, 240), (128, 128, 128))
-    row = PhotoRow(Path("x.jpg"), OK, face=0, box=(40, 30, 100, 120), score=0.99)
-    drawn = np.asarray(draw_faces(photo, [(row, [0.8])], ["Smiling"], [0.5]))
+
+    def row(p: float) -> PhotoRow:
+        return PhotoRow(Path("x.jpg"), OK, face=0, box=(40, 30, 100, 120), score=0.99, probabilities=[p])
+
+    drawn = np.asarray(draw_faces(photo, [row(0.8)], ["Smiling"], [0.5]))
     assert tuple(drawn[80, 40]) == (40, 220, 60)  # green box edge: smiling
-    drawn = np.asarray(draw_faces(photo, [(row, [0.2])], ["Smiling"], [0.5]))
+    drawn = np.asarray(draw_faces(photo, [row(0.2)], ["Smiling"], [0.5]))
     assert tuple(drawn[80, 40]) == (235, 50, 50)  # red: not smiling
-    drawn = np.asarray(draw_faces(photo, [(row, [0.2])], ["Smiling"], [0.1]))
+    drawn = np.asarray(draw_faces(photo, [row(0.2)], ["Smiling"], [0.1]))
     assert tuple(drawn[80, 40]) == (40, 220, 60)  # green at the model's own threshold of 0.1
     banner = np.asarray(draw_faces(photo, [], ["Smiling"], [0.5]))
     assert (banner[:8, :, :] == 0).mean() > 0.5 and (banner[120:] == 128).all()
@@ -109,8 +107,8 @@ def test_predict_aligned_images_needs_no_detector_and_no_training_data(
     Image.open(files[2]).resize((89, 109)).save(photos / "more" / "small.png")  # resized back to 178x218
     (photos / "more" / "broken.jpg").write_bytes(files[0].read_bytes()[:500])
     os.chdir(tmp_path)
-    args = ["predict", "--ckpt_path", str(smiling_checkpoint), "--data.predict_path", "aligned"]
-    assert main([*args, "--aligned", *QUIET]) == 0  # short for --data.aligned true
+    args = ["predict", "aligned", "--ckpt_path", str(smiling_checkpoint)]
+    assert main([*args, "--aligned"]) == 0
     rows = _read_csv(tmp_path)
     assert [Path(row["image"]).name for row in rows] == [
         files[0].name,
@@ -142,7 +140,7 @@ def test_predict_aligned_images_needs_no_detector_and_no_training_data(
 def test_predict_on_photos_gives_rows_per_face_and_for_photos_without_one(
     smiling_checkpoint: Path, sample_root: Path, tmp_path: Path
 ) -> None:
-    from smile.photos.synthetic import make_photo
+    from smile.faces.synthetic import make_photo
 
     photos = tmp_path / "photos"
     (photos / "trip").mkdir(parents=True)
@@ -156,8 +154,8 @@ def test_predict_on_photos_gives_rows_per_face_and_for_photos_without_one(
     (photos / "trip" / "notes.txt").write_text("not an image")
     (photos / "trip" / "cut.jpg").write_bytes((photos / "one.jpg").read_bytes()[:2000])
     os.chdir(tmp_path)
-    args = ["predict", "--ckpt_path", str(smiling_checkpoint), "--data.predict_path", "photos"]
-    assert main([*args, "--data.annotate_dir", "annotated", *QUIET]) == 0
+    args = ["predict", "photos", "--ckpt_path", str(smiling_checkpoint)]
+    assert main([*args, "--annotate_dir", "annotated"]) == 0
     rows = _read_csv(tmp_path)
     summary = [(Path(r["image"]).name, r["face"], r["status"].split(":")[0]) for r in rows]
     assert summary == [
@@ -196,8 +194,8 @@ def test_photos_without_any_face_still_get_their_rows(smiling_checkpoint: Path, 
     Image.new("RGB", (300, 200), (30, 160, 60)).save(tmp_path / "photos" / "field.jpg")
     (tmp_path / "photos" / "list.csv").write_text("a,b\n")
     os.chdir(tmp_path)
-    args = ["predict", "--ckpt_path", str(smiling_checkpoint), "--data.predict_path", "photos"]
-    assert main([*args, "--data.no_face", "skip", *QUIET]) == 0
+    args = ["predict", "photos", "--ckpt_path", str(smiling_checkpoint)]
+    assert main([*args, "--no_face", "skip"]) == 0
     rows = _read_csv(tmp_path)
     assert [(Path(r["image"]).name, r["status"].split(":")[0]) for r in rows] == [
         ("field.jpg", NO_FACE),
@@ -211,8 +209,8 @@ def test_photos_without_a_detected_face_are_predicted_whole(
 ) -> None:
     """A tight face crop too small for the detector (below min_face) and a texture each get a
     ``whole_image`` row with the whole image as box and the model's probability on the image framed by
-    :func:`smile.photos.faces.whole_image_transform`; ``--data.no_face skip`` leaves them without one."""
-    from smile.photos.faces import warp, whole_image_transform
+    :func:`smile.faces.geometry.whole_image_transform`; ``--no_face skip`` leaves them without one."""
+    from smile.faces.geometry import warp, whole_image_transform
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -221,7 +219,7 @@ def test_photos_without_a_detected_face_are_predicted_whole(
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)).save(photos / "texture.png")
     os.chdir(tmp_path)
-    args = ["predict", "--ckpt_path", str(smiling_checkpoint), "--data.predict_path", "photos", *QUIET]
+    args = ["predict", "photos", "--ckpt_path", str(smiling_checkpoint)]
     assert main(args) == 0
     rows = _read_csv(tmp_path)
     assert [(Path(r["image"]).name, r["face"], r["status"]) for r in rows] == [
@@ -245,22 +243,21 @@ def test_photos_without_a_detected_face_are_predicted_whole(
     (tmp_path / "skip").mkdir()
     os.chdir(tmp_path / "skip")
     args[args.index("photos")] = str(photos)
-    assert main([*args, "--data.no_face", "skip"]) == 0
+    assert main([*args, "--no_face", "skip"]) == 0
     rows = _read_csv(tmp_path / "skip")
     assert [(r["status"], r["Smiling"]) for r in rows] == [(NO_FACE, ""), (NO_FACE, "")]
 
 
-def test_no_face_rejects_unknown_choices(tmp_path: Path) -> None:
-    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
-    with pytest.raises(ValueError, match="data.no_face is 'blank'"):
-        PhotoFaces.from_path(tmp_path, eval_transform(64), detector=lambda rgb: [], no_face="blank")
+def test_no_face_rejects_unknown_choices() -> None:
+    with pytest.raises(OptionError, match="no_face is 'blank'"):
+        FaceOptions(no_face="blank")  # type: ignore[arg-type]
 
 
 def test_missing_predict_path_is_a_short_error(smiling_checkpoint: Path, tmp_path: Path, capsys) -> None:
     os.chdir(tmp_path)
-    args = ["predict", "--ckpt_path", str(smiling_checkpoint), "--data.predict_path", "nowhere", *QUIET]
+    args = ["predict", "nowhere", "--ckpt_path", str(smiling_checkpoint)]
     assert main(args) == 2
-    assert "data.predict_path nowhere does not exist" in capsys.readouterr().err
+    assert "nowhere does not exist" in capsys.readouterr().err
 
 
 # --- agreement with the aligned originals ----------------------------------------------------------------
@@ -311,7 +308,7 @@ def test_detect_align_predict_agrees_with_the_aligned_originals(sample_root: Pat
     Measured on ids 005511-005534: framing error 1.6 px; mean |p_photo - p_original| 0.19 times the mean
     distance between two faces' probabilities; correlation 0.94; 22 of 24 labels the same (ids
     005535-005599: 0.17, 0.96, 95%). The limits leave room for other platforms' JPEG and resampling."""
-    from smile.photos.synthetic import framing_error, make_photo
+    from smile.faces.synthetic import framing_error, make_photo
 
     predict = _pixel_smile_classifier(sample_root)
     transform = eval_transform(64)
@@ -324,16 +321,16 @@ def test_detect_align_predict_agrees_with_the_aligned_originals(sample_root: Pat
         photo.save(folder / f"{image_id}.jpg", quality=92)
         originals.append(transform(original))
         to_photo[f"{image_id}.jpg"] = matrix
-    dataset = PhotoFaces.from_path(folder, transform, detector="mtcnn", verbose=False)
+    pipeline = PhotoPipeline(64, options=FaceOptions(detector="mtcnn", no_face="skip"))
+    found = {photo.source.name: photo.faces for photo in pipeline.photos(sorted(folder.iterdir()))}
     chosen, errors = [], []
     for name, matrix in to_photo.items():
-        faces = [k for k, i in enumerate(dataset.row_of) if dataset.rows[i].image.name == name]
-        assert faces, f"no face found in the photo {name}"
-        best = min(faces, key=lambda k: framing_error(matrix, dataset.rows[dataset.row_of[k]].transform))
-        chosen.append(best)
-        errors.append(framing_error(matrix, dataset.rows[dataset.row_of[best]].transform))
+        assert found[name], f"no face found in the photo {name}"
+        best = min(found[name], key=lambda face: framing_error(matrix, face.transform))
+        chosen.append(best.aligned)
+        errors.append(framing_error(matrix, best.transform))
     p_original = predict(torch.stack(originals))
-    p_photo = predict(torch.stack([dataset[k][0] for k in chosen]))
+    p_photo = predict(pipeline.tensor(chosen))
     difference = np.abs(p_photo - p_original).mean()
     pairs = len(p_original) * (len(p_original) - 1)
     spread = np.abs(p_original[:, None] - p_original[None, :]).sum() / pairs
@@ -348,16 +345,3 @@ def test_detect_align_predict_agrees_with_the_aligned_originals(sample_root: Pat
     assert difference < 0.3 * spread, summary
     assert correlation > 0.85, summary
     assert agreement >= 0.85, summary
-
-
-def test_aligned_shorthand_only_for_predict() -> None:
-    from smile.photos.dataset import predict_shorthands
-
-    assert predict_shorthands(["predict", "--aligned", "--x", "1"]) == [
-        "predict",
-        "--data.aligned=true",
-        "--x",
-        "1",
-    ]
-    assert predict_shorthands(["fit", "--aligned"]) == ["fit", "--aligned"]
-    assert predict_shorthands([]) == []

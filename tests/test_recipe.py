@@ -15,16 +15,9 @@ from smile.cli import main
 from smile.data.batch_transforms import BatchAugment
 from smile.errors import OptionError
 from smile.models import NETWORKS, build_network
-from smile.recipe import (
-    build_optimizer,
-    build_scheduler,
-    flip_averaged,
-    lr_factor,
-    shifted_rows,
-    smooth_targets,
-    view_averaged,
-)
+from smile.models.views import flip_averaged, shifted_rows, view_averaged
 from smile.system import AttributeClassifier
+from smile.training.recipe import build_optimizer, build_scheduler, lr_factor, smooth_targets
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FAST = [*CLI_FAST, "--trainer.limit_test_batches", "1"]
@@ -235,20 +228,20 @@ def test_full_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) 
 
 
 def test_bfloat16_on_a_cpu_without_it_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
-    from smile import devices, recipe
+    from smile import devices
 
-    monkeypatch.setattr(recipe, "cpu_has_fast_bfloat16", lambda: False)
-    message = recipe.slow_precision_message("bf16-mixed", "cpu")
+    monkeypatch.setattr(devices, "cpu_has_fast_bfloat16", lambda: False)
+    message = devices.slow_precision_message("bf16-mixed", "cpu")
     assert message and "--trainer.precision 32-true" in message
-    assert recipe.slow_precision_message("32-true", "cpu") is None
-    assert recipe.slow_precision_message("bf16-mixed", "cuda") is None
+    assert devices.slow_precision_message("32-true", "cpu") is None
+    assert devices.slow_precision_message("bf16-mixed", "cuda") is None
     assert devices.cpu_precision("cpu", "bf16-mixed")[0] == "32-true"
     assert devices.cpu_precision("cpu", "32-true") == ("32-true", None)
     monkeypatch.setattr(devices, "has_gpu", lambda: True)
     assert devices.cpu_precision("auto", "bf16-mixed") == ("bf16-mixed", None)  # the GPU has bfloat16
     assert devices.cpu_precision("cpu", "bf16-mixed")[0] == "32-true"
-    monkeypatch.setattr(recipe, "cpu_has_fast_bfloat16", lambda: True)
-    assert recipe.slow_precision_message("bf16-mixed", "cpu") is None
+    monkeypatch.setattr(devices, "cpu_has_fast_bfloat16", lambda: True)
+    assert devices.slow_precision_message("bf16-mixed", "cpu") is None
     assert devices.cpu_precision("cpu", "bf16-mixed") == ("bf16-mixed", None)
 
 

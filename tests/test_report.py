@@ -22,6 +22,7 @@ from smile.evaluation.report import (
     person_agreement,
     write_report,
 )
+from smile.evaluation.thresholds import CRITERIA, best_threshold, tune_thresholds
 
 ATTRIBUTES = ["Smiling", "Eyeglasses", "Bald"]
 # 12 test images: probabilities and labels for Smiling, Eyeglasses and Bald (no one is bald), and Male.
@@ -290,11 +291,11 @@ def test_predictions_shapes_are_checked() -> None:
         Predictions(["Smiling"], TEST_PROBS, TEST_LABELS)
 
 
-@pytest.mark.parametrize("criterion", m.CRITERIA)
+@pytest.mark.parametrize("criterion", CRITERIA)
 def test_best_threshold_beats_every_other_threshold(criterion: str) -> None:
     rng = np.random.default_rng(3)
     probs, labels = rng.random(60).round(2), rng.integers(0, 2, 60)
-    threshold, score = m.best_threshold(probs, labels, criterion)
+    threshold, score = best_threshold(probs, labels, criterion)
     key = {"acc": "acc", "balanced_acc": "balanced_acc", "f1": "f1"}[criterion]
     sweep = [ref_rates(probs, labels, t)[key] for t in np.linspace(0, 1, 1001)]
     assert score == pytest.approx(max(sweep))
@@ -326,10 +327,10 @@ def test_per_attribute_thresholds_decide_and_the_figures_at_one_half_stay_beside
 
 
 def test_tune_thresholds_per_column_keeps_the_default_without_enough_images() -> None:
-    chosen, tuned = m.tune_thresholds(VAL_PROBS, VAL_LABELS, "acc", min_count=2)
+    chosen, tuned = tune_thresholds(VAL_PROBS, VAL_LABELS, "acc", min_count=2)
     assert tuned.tolist() == [True, True, False] and chosen[2] == 0.5
     for k in (0, 1):
-        assert chosen[k] == m.best_threshold(VAL_PROBS[:, k], VAL_LABELS[:, k], "acc")[0]
+        assert chosen[k] == best_threshold(VAL_PROBS[:, k], VAL_LABELS[:, k], "acc")[0]
 
 
 def test_person_agreement_counts_pairs_of_one_persons_images() -> None:

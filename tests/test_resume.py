@@ -19,10 +19,10 @@ from helpers.cli import smile_env
 from helpers.runs import scalars
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from smile.checkpoints import load_checkpoint
 from smile.cli import main
 from smile.data.sampling import EpochSampler, SeededItems
 from smile.errors import CheckpointError
-from smile.training.checkpoints import load_checkpoint
 from smile.training.resume import AtomicCheckpointIO
 
 TESTS = Path(__file__).resolve().parent

@@ -67,7 +67,8 @@ def test_real_faces_raw_and_multipart(url: str, predictor: smile.Predictor) -> N
     form = requests.post(url + "/predict", files={"file": ("group.jpg", group, "image/jpeg")}, timeout=60)
     assert form.status_code == 200 and len(form.json()["faces"]) == 3
     none = _post(url, face_photos.jpeg(face_photos.empty()))
-    assert none.status_code == 200 and none.json()["faces"] == []
+    (whole,) = none.json()["faces"]  # no face found: the whole image, taken as a face crop
+    assert none.status_code == 200 and whole["method"] == "whole_image" and whole["score"] is None
 
 
 def test_health_page_and_openapi(url: str) -> None:

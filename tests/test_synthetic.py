@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from smile.cli import main
 from smile.data import synthetic
 from smile.data.celeba import CELEBA_ATTRIBUTES
 from smile.data.synthetic import (
@@ -21,7 +22,6 @@ from smile.data.synthetic import (
     LANDMARK_NAMES,
     generate_dataset,
     is_complete,
-    main,
     render_face,
     sample_face,
     sample_identity,
@@ -247,14 +247,14 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
-    assert main([str(out), "--num-images", "6", "--seed", "2", "--no-progress"]) == 0
+    assert main(["synthetic", str(out), "--num_images", "6", "--seed", "2", "--no_progress"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert is_complete(out)
     assert (out / "list_attr_celeba.txt").read_text().splitlines()[0] == "6"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     module = tmp_path / "module"
     result = subprocess.run(
-        [sys.executable, "-m", "smile.data.synthetic", str(module), "--num-images", "3", "--seed", "2"],
+        [sys.executable, "-m", "smile", "synthetic", str(module), "--num_images", "3", "--seed", "2"],
         capture_output=True,
         text=True,
         env=env,

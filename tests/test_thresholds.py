@@ -17,14 +17,15 @@ from helpers.cli import FAST
 from helpers.runs import last_scalars
 
 import smile
+from smile.checkpoints import checkpoint_settings
 from smile.cli import main
 from smile.data.datamodule import CelebADataModule
 from smile.data.synthetic import generate_dataset
-from smile.evaluation.metrics import confusion, tune_thresholds
+from smile.evaluation.metrics import confusion
 from smile.evaluation.runner import predict_split
+from smile.evaluation.thresholds import tune_thresholds
 from smile.export import load_for_export
 from smile.system import AttributeClassifier
-from smile.training.checkpoints import checkpoint_settings
 
 # six attributes: the report draws per-attribute figures for Smiling alone (more than five)
 ATTRIBUTES = ["Smiling", "Male", "Eyeglasses", "Young", "Bangs", "Wearing_Hat"]

@@ -91,7 +91,7 @@ def test_test_under_torchrun_ends_cleanly_every_time(
     checkpoint_run: Path, synthetic_root: Path, repeats: int
 ) -> None:
     """The abort at exit came in about 1 run in 5: every run in a row must end cleanly."""
-    data = ["--data.root", str(synthetic_root), "--data.test_subset", str(SPLIT), "--data.num_workers", "1"]
+    data = ["--data.root", str(synthetic_root), "--data.subsets.test", str(SPLIT), "--data.num_workers", "1"]
     for _ in range(repeats):
         out = check_clean(torchrun(["test", "--ckpt_path", "best", *FLAGS, *data], checkpoint_run))
         once("Using checkpoint lightning_logs/version_0/checkpoints/best.ckpt", out)
@@ -108,8 +108,8 @@ def fitted(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     result = torchrun(
         [
             "fit", "--data.root", str(synthetic_root), "--seed_everything", "3", *FLAGS,
-            "--trainer.max_epochs", "1", "--data.train_subset", "32", "--data.val_subset", str(SPLIT),
-            "--data.test_subset", str(SPLIT), "--data.batch_size", "4", "--data.num_workers", "1",
+            "--trainer.max_epochs", "1", "--data.subsets.train", "32", "--data.subsets.val", str(SPLIT),
+            "--data.subsets.test", str(SPLIT), "--data.batch_size", "4", "--data.num_workers", "1",
             "--test_after_fit", "true",
         ],
         cwd,
@@ -193,7 +193,7 @@ def test_main_closes_the_process_group(
     monkeypatch.chdir(tmp_path)
     args = [
         "validate", "--ckpt_path", str(smiling_checkpoint), "--data.root", str(synthetic_root),
-        "--data.val_subset", "8", "--data.num_workers", "0", "--trainer.logger", "false",
+        "--data.subsets.val", "8", "--data.num_workers", "0", "--trainer.logger", "false",
         "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "1",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
     ]  # fmt: skip

@@ -236,7 +236,7 @@ def decode_images(
     """Decode ``files`` into ``out``: an array, or the path of an ``.npy`` file of the right shape
     (workers write to it directly; needed for ``workers > 1``)."""
     if decoder not in DECODERS:
-        raise DataError(f"data.cache_decoder is {decoder!r}; choose one of {', '.join(DECODERS)}")
+        raise DataError(f"decoder is {decoder!r}; choose one of {', '.join(DECODERS)}")
     from tqdm import tqdm
 
     image_dir = Path(image_dir)
@@ -519,7 +519,7 @@ def open_cache(
     ``files`` are names under ``image_dir``; ``labels`` is ``(len(files), A)`` of 0/1.
     """
     if decoder not in DECODERS:
-        raise DataError(f"data.cache_decoder is {decoder!r}; choose one of {', '.join(DECODERS)}")
+        raise DataError(f"decoder is {decoder!r}; choose one of {', '.join(DECODERS)}")
     image_dir, folder = Path(image_dir), Path(folder)
     labels = np.ascontiguousarray(np.asarray(labels).reshape(len(files), -1), dtype=np.uint8)
     key = CacheKey(
@@ -606,21 +606,6 @@ def _build_images(
 # Serving
 
 
-#: The splits each command reads.
-STAGE_SPLITS: dict[str, tuple[str, ...]] = {
-    "fit": ("train", "val"),
-    "validate": ("val",),
-    "test": ("test",),
-    "predict": ("test",),
-}
-
-
-def splits_for(trainer: Any) -> tuple[str, ...]:
-    """The splits a trainer's current command reads (:data:`STAGE_SPLITS`); all three without a trainer."""
-    fn = getattr(getattr(getattr(trainer, "state", None), "fn", None), "value", None)
-    return STAGE_SPLITS.get(fn, ("train", "val", "test"))
-
-
 def serving_device(setting: bool | str, device: torch.device, nbytes: int) -> torch.device | None:
     """Where to keep a cache of ``nbytes`` for training on ``device``: that GPU, or ``None`` (host
     memory, memory-mapped). ``setting``: True, False or ``"auto"`` (on the GPU when the cache takes at
@@ -630,7 +615,7 @@ def serving_device(setting: bool | str, device: torch.device, nbytes: int) -> to
     if setting is True or setting in ("true", "True"):
         return device
     if setting != "auto":
-        raise DataError(f"data.cache_on_device is {setting!r}; choose true, false or auto")
+        raise DataError(f"on_device is {setting!r}; choose true, false or auto")
     free, _ = torch.cuda.mem_get_info(device)
     return device if nbytes <= free // 2 else None
 

@@ -7,6 +7,7 @@ import difflib
 from collections.abc import Sequence
 
 from smile.errors import SmileError
+from smile.faces.geometry import ALIGNED_SIZE  # the frame faces are aligned to: 178x218
 
 #: The 40 attributes in the column order of ``list_attr_celeba.txt``.
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
@@ -19,8 +20,6 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "Wearing_Necktie", "Young",
 )  # fmt: skip
 
-#: Width and height of CelebA's aligned-and-cropped images (``img_align_celeba``).
-ALIGNED_SIZE: tuple[int, int] = (178, 218)
 #: The side of the square window the original transforms crop from an aligned image (its whole width):
 #: the default and largest ``data.crop_size``.
 CROP_SIZE = 178

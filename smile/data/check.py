@@ -19,7 +19,6 @@ What it checks, and what training would do with each:
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections import Counter, defaultdict
@@ -28,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from PIL import Image, UnidentifiedImageError
 
 from smile.data.celeba import ALIGNED_SIZE, CELEBA_ATTRIBUTES, IMAGE_SUFFIXES
@@ -335,35 +333,3 @@ def scan(root: str | Path, examples: int = 3, workers: int | None = None) -> Sca
     _check_images(report.layout, listed, report, workers or min(8, os.cpu_count() or 1))
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _root_from_config(path: str) -> str | None:
-    with open(path) as handle:
-        config = yaml.safe_load(handle) or {}
-    return (config.get("data") or {}).get("root")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="smile check-data",
-        description="Check a CelebA copy completely: every annotation row and every image, all problems "
-        "in one report. Exit status 0: nothing to fix; 1: problems; 2: no dataset there.",
-    )
-    parser.add_argument(
-        "--data.root", "--root", dest="root", help="the folder holding CelebA (default: data/celeba)"
-    )
-    parser.add_argument("--config", help="take data.root from this config file (e.g. configs/smile.yaml)")
-    parser.add_argument("--examples", type=int, default=3, help="examples shown per kind of problem")
-    parser.add_argument("--workers", type=int, default=None, help="threads decoding images")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    root = args.root or (args.config and _root_from_config(args.config)) or "data/celeba"
-    report = scan(root, examples=args.examples, workers=args.workers)
-    print(report)
-    if report.layout is None:
-        return 2
-    return 0 if report.ok else 1

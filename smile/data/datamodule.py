@@ -2,8 +2,7 @@
 
 Where the images of a split come from is chosen once, in ``__init__``: :class:`FileSource` (the JPEG
 files, decoded and transformed per image by the loader's workers) or :class:`CacheSource` (the decoded
-cache, cropped and flipped per batch on the device; ``data.cache``). A predict run on ``predict_path``
-reads the user's photos instead (:class:`smile.photos.dataset.PhotoFaces`)."""
+cache, cropped and flipped per batch on the device; ``data.cache``)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypedDict
 
 import numpy as np
 import pytorch_lightning as pl
@@ -26,18 +25,19 @@ from smile.data.cache import (
     check_crop_size,
     open_cache,
     resolve_cache_dir,
-    splits_for,
 )
 from smile.data.celeba import CROP_SIZE, resolve_attributes
 from smile.data.dataset import ImageAttributes
 from smile.data.layouts import (
     SPLITS,
+    STAGE_SPLITS,
     CelebALayout,
     detect_layout,
     read_attributes,
     read_identities,
     read_partition,
     split_files,
+    splits_for,
 )
 from smile.data.pil_transforms import eval_transform, train_transform
 from smile.data.sampling import (
@@ -50,10 +50,18 @@ from smile.data.sampling import (
     train_position,
 )
 from smile.errors import DataError
-from smile.photos.dataset import PhotoFaces
 
 #: Mixed into the seed of the batch augmentation's generator, apart from the training step's stream.
 _AUGMENT_STREAM = 0x617567
+
+
+class Subsets(TypedDict, total=False):
+    """The first N images of a split to use (a split left out is used whole), e.g.
+    ``{train: 16000, val: 1000}``; one at a time on the command line: ``--data.subsets.train 2000``."""
+
+    train: int
+    val: int
+    test: int
 
 
 class FileSource:
@@ -109,7 +117,6 @@ class CacheSource:
             hparams.batch_size,
             sampler,
             self.data.trainer,
-            hparams.cache_on_device,
         )
 
     @functools.cached_property
@@ -133,62 +140,39 @@ class CelebADataModule(pl.LightningDataModule):
     Args:
         root: folder holding CelebA in the official, torchvision or Kaggle layout.
         attributes: attribute names to predict, or ``all`` for all 40.
-        train_subset: use only the first N training images (``null``: all); likewise for val and test.
+        subsets: use only the first N images of a split, e.g. ``{train: 16000, val: 1000}`` (``null``:
+            every image of every split).
         image_size: side of the square network input.
         crop_size: side of the square face window, in pixels of CelebA's 178x218 aligned image, that is
             resized to ``image_size``: 178 (the whole width, as the notebook) down to 96 for a tighter
             face crop around the same centre (networks pretrained on tight crops, such as fer's).
-        batch_size: images per batch (per device).
-        num_workers: loader processes (``null``: one per core, at most 8).
-        synthetic_images: when set and ``root`` holds no dataset, generate a synthetic CelebA-format
-            dataset of this many images there first (the demo's way of running without downloads).
-        synthetic_seed: seed of the synthetic generator.
-        cache: serve the images from a decoded cache (see :mod:`smile.data.cache`): each split is
-            decoded once, at the resolution the transforms need, into a uint8 array file, and the
-            crops and flips are done on whole batches on the training device.
-        cache_dir: folder for the caches (``null``: ``ROOT/smile-cache`` when ROOT is writable, else
-            ``~/.cache/smile``).
-        cache_on_device: keep a split's cache in GPU memory (``auto``: when it takes at most half of
-            the free memory); ignored when training on the CPU.
-        cache_decoder: how the cache is built: ``pil`` (default), ``pil-exact`` or ``torchvision``.
-        predict_path: predict on the photos of this file or folder (recursively) instead of the test
-            split: faces are found, aligned to CelebA's framing, and each gets a CSV row
-            (:mod:`smile.photos.dataset`). The CelebA files under ``root`` are then not needed.
-        aligned: the ``predict_path`` images are already aligned CelebA-style crops: skip detection.
-        detector: face detector for ``predict_path`` (``auto``: the first whose package is installed).
-        min_face: with ``predict_path``, ignore faces narrower than this many pixels of the photo.
-        no_face: with ``predict_path``, what a photo without a detected face gets: ``whole`` (default),
-            the whole image is taken as a tight face crop and predicted on (CSV status ``whole_image``);
-            ``skip``, a ``no_face`` row without probabilities.
-        annotate_dir: with ``predict_path``, also write copies of the photos with boxes and labels here.
         augment: further training augmentation on the device, the arguments of
             :class:`smile.data.batch_transforms.BatchAugment` (colour jitter, small affine, random erasing).
+        batch_size: images per batch (per device).
+        num_workers: loader processes (``null``: one per core, at most 8).
+        cache: serve the images from a decoded cache (see :mod:`smile.data.cache`): each split is
+            decoded once, at the resolution the transforms need, into a uint8 array file, and the
+            crops and flips are done on whole batches on the training device (in GPU memory when the
+            cache takes at most half of the free memory).
+        cache_dir: folder for the caches (``null``: ``ROOT/smile-cache`` when ROOT is writable, else
+            ``~/.cache/smile``).
+        synthetic_images: when set and ``root`` holds no dataset, generate a synthetic CelebA-format
+            dataset of this many images there first (the demo's way of running without downloads).
     """
 
     def __init__(
         self,
         root: str = "data/celeba",
         attributes: Sequence[str] | str = ("Smiling",),
-        train_subset: int | None = None,
-        val_subset: int | None = None,
-        test_subset: int | None = None,
+        subsets: Subsets | None = None,
         image_size: int = 64,
         crop_size: int = CROP_SIZE,
+        augment: dict[str, float] | None = None,
         batch_size: int = 32,
         num_workers: int | None = None,
-        synthetic_images: int | None = None,
-        synthetic_seed: int = 0,
         cache: bool = False,
         cache_dir: str | None = None,
-        cache_on_device: bool | Literal["auto"] = "auto",
-        cache_decoder: Literal["pil", "pil-exact", "torchvision"] = "pil",
-        predict_path: str | None = None,
-        aligned: bool = False,
-        detector: Literal["auto", "mtcnn", "yunet", "haar"] = "auto",
-        min_face: int = 40,
-        no_face: Literal["whole", "skip"] = "whole",
-        annotate_dir: str | None = None,
-        augment: dict[str, float] | None = None,
+        synthetic_images: int | None = None,
     ) -> None:
         super().__init__()
         # Resolved once, here ("all" -> the 40); the CLI links this list to the model. The saved
@@ -197,13 +181,13 @@ class CelebADataModule(pl.LightningDataModule):
         self.attributes = resolve_attributes(attributes)
         self.save_hyperparameters()
         self.save_hyperparameters({**self.hparams, "attributes": self.attributes})
-        for name, value in (
-            ("train_subset", train_subset),
-            ("val_subset", val_subset),
-            ("test_subset", test_subset),
-        ):
-            if value is not None and value < 1:
-                raise DataError(f"data.{name} is {value}: give a positive count, or null for the whole split")
+        self.subsets: dict[str, int] = dict(subsets or {})
+        for split, value in self.subsets.items():
+            if split not in SPLITS or value is None or value < 1:
+                raise DataError(
+                    f"data.subsets.{split} is {value}: give a positive count for train, val or test "
+                    "(a split left out is used whole)"
+                )
         check_crop_size(crop_size)
         self.root = Path(root)
         self.num_workers = default_num_workers() if num_workers is None else num_workers
@@ -213,7 +197,6 @@ class CelebADataModule(pl.LightningDataModule):
         self.caches: dict[str, Any] = {}  # split -> smile.data.cache.DecodedCache, opened on first use
         self.table = None  # the AttributeTable, all 40 columns: for reports on other attributes
         self.split_rows: dict[str, np.ndarray] = {}  # rows of ``table`` in each split, in loader order
-        self.photos: PhotoFaces | None = None
         self._train_sampler: EpochSampler | None = None
         self._resume_position: Position | None = None
         self.augment = BatchAugment(**augment) if augment else None
@@ -232,41 +215,18 @@ class CelebADataModule(pl.LightningDataModule):
         """:meth:`prepare_data` for the given splits only: the evaluation tools, which run without a
         trainer, read val or test, and decoding the training split (2.4 GB for full CelebA) is not theirs
         to pay. A split left out is still decoded when it is first read."""
-        if self._predicting_photos():
-            return
         if self.hparams.synthetic_images:
             from smile.data.synthetic import generate_dataset, is_complete
 
             if not is_complete(self.root):
-                generate_dataset(self.root, self.hparams.synthetic_images, seed=self.hparams.synthetic_seed)
+                generate_dataset(self.root, self.hparams.synthetic_images)
         self.source.prepare(splits)
 
-    def _predicting_photos(self, stage: str | None = None) -> bool:
-        """Whether this is a predict run on ``predict_path`` (which needs nothing under ``root``)."""
-        if not self.hparams.predict_path:
-            return False
-        if stage is None and self.trainer is not None:
-            stage = getattr(self.trainer.state.fn, "value", self.trainer.state.fn)
-        return stage == "predict"
-
     def setup(self, stage: str | None = None) -> None:
-        if self._predicting_photos(stage):
-            if self.photos is None:
-                self.photos = PhotoFaces.from_path(
-                    self.hparams.predict_path,
-                    eval_transform(self.hparams.image_size, self.hparams.crop_size),
-                    aligned=self.hparams.aligned,
-                    detector=self.hparams.detector,
-                    min_face=self.hparams.min_face,
-                    no_face=self.hparams.no_face,
-                    annotate_dir=self.hparams.annotate_dir,
-                )
-            return
         if self.layout is None:
             self._load_splits()
-        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         stage = getattr(stage, "value", stage)
-        for split in needed.get(stage, ()):
+        for split in STAGE_SPLITS.get(stage, ()):
             if split not in self.datasets:
                 raise DataError(
                     f"The {split} split of {self.layout.partition} is empty, and {stage} needs it: that "
@@ -280,13 +240,8 @@ class CelebADataModule(pl.LightningDataModule):
         table = self.table = read_attributes(self.layout.attributes)
         splits = split_files(table, read_partition(self.layout.partition), self.layout.partition)
         labels = table.columns(self.attributes)
-        subsets = {
-            "train": self.hparams.train_subset,
-            "val": self.hparams.val_subset,
-            "test": self.hparams.test_subset,
-        }
         for split, rows in splits.items():
-            rows = rows[: subsets[split]] if subsets[split] else rows
+            rows = rows[: self.subsets[split]] if split in self.subsets else rows
             if len(rows) == 0:
                 continue
             files = [table.files[i] for i in rows]
@@ -310,7 +265,6 @@ class CelebADataModule(pl.LightningDataModule):
                 resolve_cache_dir(self.root, self.hparams.cache_dir),
                 image_size=self.hparams.image_size,
                 crop_size=self.hparams.crop_size,
-                decoder=self.hparams.cache_decoder,
             )
         return self.caches[split]
 
@@ -377,23 +331,17 @@ class CelebADataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        """Predictions are made on the test split, or on the faces of ``predict_path``."""
-        if self.photos is not None:
-            # crops are cut in this process (OpenCV thread pools and forked workers mix badly); the
-            # detection in setup costs far more anyway
-            return DataLoader(self.photos, batch_size=self.hparams.batch_size, shuffle=False, num_workers=0)
+        """Predictions are made on the test split."""
         return self._loader("test", shuffle=False)
 
     def predict_files(self) -> list[Path]:
-        """The image files of :meth:`predict_dataloader`, in order (a photo once per face)."""
-        if self.photos is not None:
-            return [self.photos.rows[i].image for i in self.photos.row_of]
+        """The image files of :meth:`predict_dataloader`, in order."""
         dataset = self.datasets["test"]
         return [dataset.image_dir / name for name in dataset.files]
 
     def positive_rates(self, split: str, names: Sequence[str]) -> np.ndarray:
         """The share of ``split``'s images labelled positive, per attribute of ``names`` (after
-        ``setup``; ``train_subset`` counts as chosen)."""
+        ``setup``; ``subsets`` count as chosen)."""
         return self.split_annotations(split, names)[1].mean(axis=0)
 
     def split_identities(self, split: str) -> np.ndarray | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,21 @@ from smile.data.celeba import CELEBA_ATTRIBUTES
 from smile.errors import DataError
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
+#: The splits each command reads.
+STAGE_SPLITS: dict[str, tuple[str, ...]] = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+}
+
+
+def splits_for(trainer: Any) -> tuple[str, ...]:
+    """The splits a trainer's current command reads (:data:`STAGE_SPLITS`); all three without a trainer."""
+    fn = getattr(getattr(getattr(trainer, "state", None), "fn", None), "value", None)
+    return STAGE_SPLITS.get(fn, ("train", "val", "test"))
+
+
 DOWNLOAD_HINT = (
     "CelebA can be had from the official site (mmlab.ie.cuhk.edu.hk/projects/CelebA.html, "
     "'Align&Cropped Images' and the 'Anno' and 'Eval' files), through `python -m smile download`, "

@@ -6,6 +6,9 @@ tighter face crops; the training crops keep the original's 40 rows of vertical p
 
 from __future__ import annotations
 
+from typing import Any
+
+from torch import nn
 from torchvision import transforms
 
 from smile.data.celeba import ALIGNED_SIZE, CROP_PLAY, CROP_SIZE
@@ -37,3 +40,19 @@ def eval_transform(image_size: int = 64, crop_size: int = CROP_SIZE) -> transfor
             transforms.ToTensor(),
         ]
     )
+
+
+def split_transform(transform: transforms.Compose) -> tuple[list[Any], list[nn.Module]]:
+    """The steps of ``transform`` before ``ToTensor`` (done on the PIL image) and after it (tensor
+    modules: the photo pipeline runs them on the batch, export builds them into the graph)."""
+    steps = list(transform.transforms)
+    cut = next((i for i, step in enumerate(steps) if isinstance(step, transforms.ToTensor)), None)
+    if cut is None:
+        raise ValueError(f"the evaluation transform has no ToTensor step: {transform}")
+    after = steps[cut + 1 :]
+    for step in after:
+        if not isinstance(step, nn.Module):
+            raise ValueError(
+                f"the evaluation transform's step {step!r} after ToTensor is not a tensor module"
+            )
+    return steps[:cut], after

@@ -7,12 +7,11 @@ and shows only in the mouth's shape: an upturned arc (closed) or an open U with,
 teeth, versus a straight or slightly downturned line (closed) or a flat, symmetric parted-lips
 shape (open). The same seed gives byte-identical files.
 
-Usage: ``python -m smile.data.synthetic OUT --num-images 3000 --seed 0``.
+Usage: ``smile synthetic OUT --num_images 3000 --seed 0``.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import io
 import math
@@ -735,35 +734,3 @@ def generate_dataset(
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
     return root
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m smile.data.synthetic OUT --num-images N --seed S``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m smile.data.synthetic",
-        description="Write a synthetic CelebA-format dataset (cartoon faces with consistent labels).",
-    )
-    parser.add_argument("out", type=Path, help="output folder (created; kept if already complete)")
-    parser.add_argument("--num-images", type=int, default=3000, help="number of images (default 3000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--split-fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VALID", "TEST")
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    try:
-        out = generate_dataset(
-            args.out,
-            args.num_images,
-            seed=args.seed,
-            split_fractions=tuple(args.split_fractions),
-            progress=False if args.no_progress else None,
-        )
-    except (ValueError, FileExistsError) as err:
-        parser.exit(2, f"error: {err}\n")
-    print(out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

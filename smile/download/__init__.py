@@ -1,8 +1,3 @@
-"""``python -m smile download``: CelebA from Google Drive, the Hugging Face mirror or the Kaggle mirror.
-
-The sources' optional packages (gdown, huggingface_hub, pyarrow, kaggle) are imported only when used.
-"""
-
-from smile.download.cli import main
-
-__all__ = ["main"]
+"""Getting CelebA (``smile download``): :mod:`.celeba` tries the sources in turn, one module per source
+(:mod:`.gdrive`, :mod:`.huggingface`, :mod:`.kaggle`), :mod:`.common` holds what they share. The
+sources' optional packages (gdown, huggingface_hub, pyarrow, kaggle) are imported only when used."""

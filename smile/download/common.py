@@ -48,8 +48,8 @@ def next_source_hint(source: str, root: Path) -> str:
     later = SOURCES[SOURCES.index(source) + 1 :] if source in SOURCES else ()
     if not later:
         others = " or ".join(f"--source {name}" for name in SOURCES if name != source)
-        return f"The other sources: python -m smile download --root {root} {others}"
-    return f"Next source to try: python -m smile download --root {root} --source {later[0]}"
+        return f"The other sources: python -m smile download --data.root {root} {others}"
+    return f"Next source to try: python -m smile download --data.root {root} --source {later[0]}"
 
 
 def require(module: str, package: str, source: str) -> object:

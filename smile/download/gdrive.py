@@ -25,7 +25,7 @@ from smile.download.common import (
     write_state,
 )
 
-#: Google Drive's download endpoint; ``--gdrive-url`` or ``SMILE_GDRIVE_URL`` point elsewhere (tests, mirrors).
+#: Google Drive's download endpoint; ``--gdrive_url`` or ``SMILE_GDRIVE_URL`` point elsewhere (tests, mirrors).
 GDRIVE_URL = "https://drive.google.com/uc"
 #: Seconds to wait before the n-th retry is ``RETRY_DELAY * n``.
 RETRY_DELAY = 2.0

@@ -138,7 +138,7 @@ def convert_parquet(
     if images_final.exists():
         raise DownloadError(
             f"huggingface: {images_final} already exists (from another download); the conversion would replace "
-            "it. Move it away or choose another --root."
+            "it. Move it away or choose another --data.root."
         )
     files = order_shards(files)
     staging = root / STAGING
@@ -225,7 +225,7 @@ def download_huggingface(
     if (root / "img_align_celeba").exists():
         raise DownloadError(
             f"huggingface: {root / 'img_align_celeba'} already exists (from another download); the conversion "
-            f"would replace it. Move it away or choose another --root. {next_source_hint('huggingface', root)}"
+            f"would replace it. Move it away or choose another --data.root. {next_source_hint('huggingface', root)}"
         )
     cache = root / PARQUET_CACHE
     say(f"huggingface: downloading the parquet shards of {repo} ({HF_CONFIG}) into {cache}")

@@ -58,7 +58,7 @@ def no_credentials_message(root: Path) -> str:
         f"       the token file:  {folder / 'access_token'}   (or: export KAGGLE_API_TOKEN=<token>)\n"
         f"       or a legacy key: {folder / 'kaggle.json'}   "
         f'({{"username": "...", "key": "..."}}; chmod 600 {folder / "kaggle.json"})\n'
-        f"  3. Run again:  python -m smile download --root {root} --source kaggle\n"
+        f"  3. Run again:  python -m smile download --data.root {root} --source kaggle\n"
         f"     or by hand: kaggle datasets download -d {KAGGLE_DATASET} -p {root} --unzip\n"
         "     (the trainer reads the Kaggle layout as it is: no conversion needed)"
     )
@@ -105,7 +105,7 @@ def download_kaggle(
     if images.exists():
         raise DownloadError(
             f"kaggle: {images} already exists (from another download); unpacking the Kaggle archive would mix "
-            f"two copies. Move it away or choose another --root. {next_source_hint('kaggle', root)}"
+            f"two copies. Move it away or choose another --data.root. {next_source_hint('kaggle', root)}"
         )
     if api is None:
         where = find_credentials()

@@ -21,28 +21,13 @@ from torchmetrics.classification import BinaryAUROC, BinaryStatScores, Multilabe
 from torchmetrics.functional.classification import binary_auroc, binary_calibration_error, binary_roc
 from torchmetrics.utilities import dim_zero_cat
 
-from smile.decisions import DEFAULT_THRESHOLD
+from smile.evaluation.thresholds import checked_arrays
 
 NAN = float("nan")
-#: Threshold-selection criteria for :func:`best_threshold`.
-CRITERIA = ("acc", "balanced_acc", "f1")
-#: Validation images of each class an attribute needs before its threshold is tuned: a threshold tuned
-#: on a handful of images fits their noise.
-MIN_TUNE_COUNT = 20
 
 
 def _ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den else NAN
-
-
-def _as_arrays(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-    labels = np.asarray(labels).reshape(-1)
-    if probs.shape != labels.shape:
-        raise ValueError(f"{probs.shape[0]} probabilities but {labels.shape[0]} labels")
-    if not np.isin(labels, (0, 1)).all():
-        raise ValueError("labels must be 0 or 1")
-    return probs, labels.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -83,7 +68,7 @@ class Counts:
 
 def confusion(probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> Counts:
     """Counts of true/false positives/negatives when ``probs > threshold`` is predicted positive."""
-    probs, labels = _as_arrays(probs, labels)
+    probs, labels = checked_arrays(probs, labels)
     predicted = probs > threshold
     positive = labels == 1
     return Counts(
@@ -103,7 +88,7 @@ def roc_curve(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     The first point predicts nothing positive; its threshold is ``inf``. Rates are NaN when the labels
     hold one class only.
     """
-    probs, labels = _as_arrays(probs, labels)
+    probs, labels = checked_arrays(probs, labels)
     positives = int(labels.sum())
     with warnings.catch_warnings():  # one class only: torchmetrics warns and returns 0s, NaN below
         warnings.filterwarnings("ignore", message="No (positive|negative) samples in targets")
@@ -122,7 +107,7 @@ def roc_curve(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
 def auroc(probs: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve (ties count half; torchmetrics' ``binary_auroc``); NaN when the labels
     hold one class only."""
-    probs, labels = _as_arrays(probs, labels)
+    probs, labels = checked_arrays(probs, labels)
     if labels.min(initial=1) == labels.max(initial=0):
         return NAN
     return float(binary_auroc(torch.from_numpy(probs), torch.from_numpy(labels)))
@@ -137,7 +122,7 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[s
     shares of images (computed by torchmetrics' ``binary_calibration_error``, L1 norm; the diagram's
     numbers, which torchmetrics does not return, are counted here with the same bins).
     """
-    probs, labels = _as_arrays(probs, labels)
+    probs, labels = checked_arrays(probs, labels)
     index = np.clip(np.floor(probs * bins).astype(np.int64), 0, bins - 1)
     counts = np.bincount(index, minlength=bins)
     prob_sums = np.bincount(index, weights=probs, minlength=bins)
@@ -159,65 +144,6 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[s
     }
 
 
-def best_threshold(probs: np.ndarray, labels: np.ndarray, criterion: str = "acc") -> tuple[float, float]:
-    """The threshold that maximises ``criterion`` (one of :data:`CRITERIA`) on these predictions, and
-    the value it reaches.
-
-    Candidates lie midway between consecutive distinct probabilities (and beyond both ends), so every
-    distinct split of the images is tried once; among equally good ones, the closest to 0.5 wins.
-    """
-    if criterion not in CRITERIA:
-        raise ValueError(f"Unknown threshold criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
-    probs, labels = _as_arrays(probs, labels)
-    values = np.unique(probs)
-    score: np.ndarray
-    candidates = np.r_[values[0] / 2.0, (values[:-1] + values[1:]) / 2.0, (values[-1] + 1.0) / 2.0]
-    # Images predicted negative at candidate j are those with probability <= values[j - 1].
-    below = np.searchsorted(values, probs, side="left")  # index of each image's value
-    fn = np.r_[0, np.cumsum(np.bincount(below, weights=labels, minlength=len(values)))]
-    tn = np.r_[0, np.cumsum(np.bincount(below, weights=1 - labels, minlength=len(values)))]
-    positives, negatives = labels.sum(), len(labels) - labels.sum()
-    tp, fp = positives - fn, negatives - tn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if criterion == "acc":
-            score = (tp + tn) / len(labels)
-        elif criterion == "balanced_acc":
-            score = (
-                0.5 * (tp / positives + tn / negatives)
-                if positives and negatives
-                else (tp + tn) / len(labels)
-            )
-        else:
-            score = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-    if values[0] <= 0.0:  # no threshold in [0, 1] predicts a probability of 0 positive
-        score[0] = -np.inf
-    best = np.flatnonzero(score >= np.max(score) - 1e-12)
-    chosen = best[np.argmin(np.abs(candidates[best] - 0.5))]
-    return float(np.clip(candidates[chosen], 0.0, 1.0)), float(score[chosen])
-
-
-def tune_thresholds(
-    probs: np.ndarray,
-    labels: np.ndarray,
-    criterion: str = "acc",
-    min_count: int = MIN_TUNE_COUNT,
-    default: float = DEFAULT_THRESHOLD,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per attribute (column of ``(images, attributes)`` arrays): the :func:`best_threshold` for
-    ``criterion``, and whether it was tuned. An attribute with fewer than ``min_count`` images of either
-    class keeps ``default``."""
-    probs = np.asarray(probs, dtype=np.float64).reshape(len(probs), -1)
-    labels = np.asarray(labels).reshape(len(labels), -1)
-    thresholds = np.full(probs.shape[1], default, dtype=np.float64)
-    tuned = np.zeros(probs.shape[1], dtype=bool)
-    for k in range(probs.shape[1]):
-        positives = int(labels[:, k].sum())
-        if min(positives, len(labels) - positives) >= min_count:
-            thresholds[k] = best_threshold(probs[:, k], labels[:, k], criterion)[0]
-            tuned[k] = True
-    return thresholds, tuned
-
-
 def mean_rates(probs: np.ndarray, labels: np.ndarray, thresholds: Sequence[float]) -> dict[str, float]:
     """Mean accuracy and mean balanced accuracy over the attributes (columns of ``(images, attributes)``
     arrays), each decided at its own threshold; undefined rates are left out of the means."""
@@ -237,7 +163,7 @@ def group_slices(
 
     ``names`` labels the two groups (``group == 1`` first).
     """
-    probs, labels = _as_arrays(probs, labels)
+    probs, labels = checked_arrays(probs, labels)
     group = np.asarray(group).reshape(-1)
     if group.shape != probs.shape:
         raise ValueError(f"{group.shape[0]} group labels for {probs.shape[0]} predictions")

@@ -14,6 +14,7 @@ import numpy as np
 
 from smile.evaluation import metrics as m
 from smile.evaluation import plots
+from smile.evaluation.thresholds import DEFAULT_THRESHOLD, MIN_TUNE_COUNT, tune_thresholds
 from smile.io import atomic_write
 
 #: The group attributes of the fairness slices unless told otherwise.
@@ -124,12 +125,12 @@ def compute_metrics(
     test: Predictions,
     val: Predictions | None = None,
     *,
-    threshold: float | Sequence[float] = m.DEFAULT_THRESHOLD,
+    threshold: float | Sequence[float] = DEFAULT_THRESHOLD,
     threshold_source: str | None = None,
     bins: int = 15,
     criterion: str = "acc",
     min_group_count: int = 20,
-    min_tune_count: int = m.MIN_TUNE_COUNT,
+    min_tune_count: int = MIN_TUNE_COUNT,
     roc_attributes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every figure of the report, as a JSON-ready dict (NaN where a figure is undefined).
@@ -149,7 +150,7 @@ def compute_metrics(
     """
     cuts = dict(zip(test.attributes, per_attribute_thresholds(threshold, test.attributes)))
     if val is not None:
-        chosen, tuned_mask = m.tune_thresholds(val.probs, val.labels, criterion, min_tune_count)
+        chosen, tuned_mask = tune_thresholds(val.probs, val.labels, criterion, min_tune_count)
     per_attribute: dict[str, dict[str, Any]] = {}
     for k, attribute in enumerate(test.attributes):
         probs, labels = test.column(attribute)
@@ -179,8 +180,8 @@ def compute_metrics(
             "mean_prob": float(probs.mean()) if len(probs) else m.NAN,
             "reliability": rel,
         }
-        if cut != m.DEFAULT_THRESHOLD:
-            default = m.confusion(probs, labels, m.DEFAULT_THRESHOLD).rates()
+        if cut != DEFAULT_THRESHOLD:
+            default = m.confusion(probs, labels, DEFAULT_THRESHOLD).rates()
             row["at_default"] = {"acc": default["acc"], "balanced_acc": default["balanced_acc"]}
         if test.identities is not None:
             row["person_agreement"] = person_agreement(labels, test.identities)
@@ -266,7 +267,7 @@ def compute_metrics(
     uniform = len(set(cuts.values())) <= 1
     return {
         "split": test.split,
-        "threshold": next(iter(cuts.values()), m.DEFAULT_THRESHOLD) if uniform else None,
+        "threshold": next(iter(cuts.values()), DEFAULT_THRESHOLD) if uniform else None,
         "thresholds": cuts,
         "threshold_source": threshold_source,
         "threshold_criterion": criterion if val is not None else None,

@@ -1,29 +1,28 @@
 """Make the evaluation report from a model and its data: after ``test`` in the CLI, or on its own
-with ``python -m smile report``."""
+with ``smile report``."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from pytorch_lightning.utilities import move_data_to_device
 from tqdm import tqdm
 
+from smile.checkpoints import load_checkpoint
 from smile.data.celeba import resolve_attributes
 from smile.data.dataset import load_rgb
 from smile.errors import CheckpointError, SmileError
 from smile.evaluation.curves import read_curves
-from smile.evaluation.metrics import CRITERIA, DEFAULT_THRESHOLD, MIN_TUNE_COUNT
 from smile.evaluation.report import DEFAULT_GROUPS, Predictions, tuning_note, write_report
+from smile.evaluation.thresholds import MIN_TUNE_COUNT, model_thresholds
 from smile.io import fresh_path
-from smile.training.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint, run_folder
 
 REPORT_DIR = "report"
 
@@ -88,16 +87,6 @@ def split_predictions(
         split,
         identities[:count] if identities is not None else None,
     )
-
-
-def model_thresholds(model: torch.nn.Module) -> tuple[list[float] | float, str | None]:
-    """The decision thresholds ``model`` ships with, and where they come from (0.5 and ``None`` for a
-    model without tuned ones)."""
-    values = [float(t) for t in getattr(model, "thresholds", torch.tensor([]))]
-    criterion = getattr(model, "hparams", {}).get("threshold_criterion")
-    if not values or all(t == DEFAULT_THRESHOLD for t in values):
-        return DEFAULT_THRESHOLD, None
-    return values, f"the model's, tuned on validation for {criterion}" if criterion else "the model's"
 
 
 class _ImageLogger:
@@ -212,7 +201,7 @@ def make_report(
     return report
 
 
-def _checkpoint_source(
+def checkpoint_source(
     path: Path | None, checkpoint: dict[str, Any] | None, datamodule: Any
 ) -> dict[str, Any]:
     hp = getattr(datamodule, "hparams", {})
@@ -248,7 +237,7 @@ def report_after_test(trainer: Any, model: torch.nn.Module, datamodule: Any) -> 
     test = split_predictions(
         model, datamodule, "test", [p for p, _ in outputs], [y for _, y in outputs], DEFAULT_GROUPS
     )
-    source = _checkpoint_source(path, checkpoint, datamodule)
+    source = checkpoint_source(path, checkpoint, datamodule)
     total = len(datamodule.split_rows["test"])
     if len(test.probs) < total:
         source["test_images"] = (
@@ -269,163 +258,3 @@ def report_after_test(trainer: Any, model: torch.nn.Module, datamodule: Any) -> 
         source=source,
         test_predictions=test,
     )
-
-
-def add_checkpoint_data_options(parser: argparse.ArgumentParser) -> None:
-    """The options of a command that runs a checkpoint on its run's data: ``--data.root`` (when the data
-    moved), ``--batch_size``, ``--num_workers`` and ``--device``."""
-    parser.add_argument(
-        "--data.root", "--root", dest="root", help="the data root, when the data moved since training"
-    )
-    parser.add_argument(
-        "--batch_size", "--batch-size", type=int, help="images per batch (default: the run's)"
-    )
-    parser.add_argument(
-        "--num_workers", "--num-workers", type=int, help="loader processes (default: the run's)"
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="where to run the model: auto (a GPU when there is one), cpu, cuda...",
-    )
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="smile report",
-        description=(
-            "Write the evaluation report of a checkpoint (metrics.json, report.md and PNG figures) into "
-            "its run folder's report/ directory, using the checkpoint's own data settings."
-        ),
-    )
-    parser.add_argument(
-        "--ckpt_path", "--ckpt-path", default="best", help="a .ckpt file, or best / last (default: best)"
-    )
-    parser.add_argument(
-        "--attributes",
-        nargs="+",
-        help="report only these of the checkpoint's attributes (default: all of them)",
-    )
-    parser.add_argument(
-        "--groups",
-        nargs="*",
-        default=list(DEFAULT_GROUPS),
-        help="attributes whose groups the fairness slices compare (default: Male Young; none: no slices)",
-    )
-    parser.add_argument(
-        "--plot_attributes",
-        "--plot-attributes",
-        nargs="+",
-        help="attributes that get their own figures, or 'all' (default: all when at most 5, else Smiling "
-        "if reported, else the first)",
-    )
-    parser.add_argument("--out", help="the report folder (default: <run folder>/report)")
-    add_checkpoint_data_options(parser)
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        help="one decision threshold for every attribute (default: the model's own, 0.5 unless it was "
-        "trained with model.threshold_criterion)",
-    )
-    parser.add_argument(
-        "--tune_thresholds",
-        "--tune-thresholds",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also choose per-attribute thresholds on the val split and report test at them (default: on)",
-    )
-    parser.add_argument("--criterion", choices=CRITERIA, default="acc", help="what tuned thresholds maximise")
-    parser.add_argument("--bins", type=int, default=15, help="reliability-diagram bins (default 15)")
-    parser.add_argument("--errors", type=int, default=16, help="images in each error grid (default 16)")
-    parser.add_argument(
-        "--min_group_count",
-        "--min-group-count",
-        type=int,
-        default=20,
-        help="a fairness gap is ranked only when each group has this many images behind it (default 20)",
-    )
-    parser.add_argument(
-        "--min_tune_count",
-        "--min-tune-count",
-        type=int,
-        default=MIN_TUNE_COUNT,
-        help="tune an attribute's threshold only with this many val images of each class (default "
-        f"{MIN_TUNE_COUNT}; fewer: it keeps --threshold)",
-    )
-    parser.add_argument(
-        "--tensorboard",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also log the figures to the run's TensorBoard (default: on)",
-    )
-    return parser
-
-
-def model_and_data(
-    path: Path,
-    checkpoint: dict[str, Any],
-    stage: Literal["validate", "test"],
-    device: str = "auto",
-    **data_overrides: Any,
-) -> tuple[Any, Any]:
-    """A checkpoint's model (on ``device``: ``auto`` is a GPU when there is one) and its data module, set
-    up for ``stage`` with the run's own data settings (``data_overrides`` that are not ``None`` replace
-    them: ``root``, ``batch_size``, ``cache_dir``...)."""
-    from smile.data.cache import STAGE_SPLITS
-    from smile.data.datamodule import CelebADataModule
-    from smile.system import AttributeClassifier
-
-    settings = checkpoint_settings(checkpoint)
-    model_hp, data_hp = settings.model, settings.data
-    if not data_hp:
-        raise CheckpointError(
-            f"{path} holds no data settings (datamodule_hyper_parameters); train it with the CLI"
-        )
-    data_hp["attributes"] = model_hp["attributes"]  # the model's list (the same, for CLI-trained runs)
-    data_hp.update({key: value for key, value in data_overrides.items() if value is not None})
-    model = AttributeClassifier(**model_hp)
-    model.on_load_checkpoint(checkpoint)
-    model.load_state_dict(checkpoint["state_dict"])
-    model.to(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    datamodule = CelebADataModule(**data_hp)
-    datamodule.prepare_splits(STAGE_SPLITS[stage])
-    datamodule.setup(stage)
-    return model, datamodule
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m smile report``."""
-
-    args = _parser().parse_args(argv)
-    path = resolve_checkpoint(args.ckpt_path)
-    if str(path) != args.ckpt_path:
-        print(f"Using checkpoint {path}", file=sys.stderr)
-    checkpoint = load_checkpoint(path)
-    overrides = {"root": args.root, "batch_size": args.batch_size, "num_workers": args.num_workers}
-    model, datamodule = model_and_data(path, checkpoint, "test", args.device, **overrides)
-    run = run_folder(path)
-    out = (
-        Path(args.out)
-        if args.out
-        else fresh_path(run.path / REPORT_DIR if run else path.parent / f"{path.stem}-report")
-    )
-    make_report(
-        model,
-        datamodule,
-        out,
-        run_dir=run.path if run else None,
-        attributes=args.attributes,
-        groups=args.groups,
-        plot_attributes=args.plot_attributes,
-        tune_thresholds=args.tune_thresholds,
-        criterion=args.criterion,
-        threshold=args.threshold,
-        bins=args.bins,
-        errors=args.errors,
-        min_group_count=args.min_group_count,
-        min_tune_count=args.min_tune_count,
-        tensorboard=args.tensorboard,
-        step=int(checkpoint.get("global_step", 0)),
-        source=_checkpoint_source(path, checkpoint, datamodule),
-    )
-    return 0

@@ -1,3 +1,3 @@
-"""Users' own photos: face detection and alignment to CelebA's frame (:mod:`.faces`), the photo dataset,
-the predictions CSV and annotated copies (:mod:`.dataset`), and synthetic photos with a known face
-placement to measure detection and alignment against (:mod:`.synthetic`)."""
+"""Predicting on users' photos: the photo pipeline (:mod:`.pipeline`: read, find and align the faces, the
+evaluation transform, batch) and what a prediction writes (:mod:`.predictions`: the CSV, the terminal's
+table, annotated copies)."""

@@ -25,8 +25,9 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smile.api import ImageError, Predictor
-from smile.photos.dataset import ImageTooLarge
+from smile.api import Predictor
+from smile.faces.images import ImageError, ImageTooLarge
+from smile.faces.options import FaceOptions
 from smile.serve.batching import MicroBatcher
 
 RAW_TYPES = ("image/", "application/octet-stream")
@@ -48,7 +49,7 @@ class ServeSettings:
     """
 
     max_bytes: int = 8 * 1024 * 1024
-    max_pixels: int = 36_000_000
+    max_pixels: int | None = FaceOptions.max_pixels
     workers: int = 2
     max_pending: int = 64
     batch_size: int = 16
@@ -74,6 +75,7 @@ class FaceOut(BaseModel):
     face: int
     box: Box
     score: float | None
+    method: str
     probabilities: dict[str, float]
     predicted: dict[str, bool]
 
@@ -99,10 +101,12 @@ class Service:
     """The work behind the routes: admission, the thread pool, the batcher."""
 
     def __init__(self, predictor: Predictor, settings: ServeSettings) -> None:
+        predictor = predictor.with_options(max_pixels=settings.max_pixels)
         self.predictor, self.settings = predictor, settings
-        predictor.max_pixels = settings.max_pixels
         self.pool = ThreadPoolExecutor(
-            max(1, settings.workers), thread_name_prefix="smile-detect", initializer=predictor.aligner
+            max(1, settings.workers),
+            thread_name_prefix="smile-detect",
+            initializer=predictor.pipeline.aligner,
         )
         self.batcher = (
             MicroBatcher(predictor.probabilities, settings.batch_size, settings.batch_timeout)

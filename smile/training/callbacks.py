@@ -22,7 +22,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
-from smile.decisions import present
+from smile.evaluation.thresholds import present
 from smile.io import atomic_write, fresh_path
 
 
@@ -34,17 +34,6 @@ class PredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.filename = filename
         self.path: Path | None = None
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
-        self._photos_written = False
-
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # Photos without a single face leave the predict loop nothing to run, so no epoch end: their
-        # no_face / unreadable rows are written here.
-        photos = getattr(trainer.datamodule, "photos", None)
-        if getattr(stage, "value", stage) == "predict" and photos is not None and not self._photos_written:
-            self.write_on_epoch_end(trainer, pl_module, [torch.zeros(0, len(pl_module.attributes))], [])
 
     def write_on_epoch_end(
         self,
@@ -61,15 +50,6 @@ class PredictionWriter(BasePredictionWriter):
             else list(range(len(probs)))
         )
         log_dir = trainer.log_dir  # on every process: it is a collective under DDP
-        photos = getattr(trainer.datamodule, "photos", None)
-        if photos is not None:  # --data.predict_path: rows per face, with boxes and statuses
-            from smile.photos.dataset import write_predictions
-
-            name = self.filename if trainer.world_size == 1 else f"rank{trainer.global_rank}-{self.filename}"
-            self.path = fresh_path(Path(log_dir or ".") / name)
-            write_predictions(photos, probs, indices, pl_module.attributes, self.path, thresholds)
-            self._photos_written = True
-            return
         files = trainer.datamodule.predict_files()
         rows = list(zip(indices, probs.tolist()))
         if trainer.world_size > 1:  # one file: every process's rows, each image once, in dataset order

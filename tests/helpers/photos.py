@@ -24,7 +24,7 @@ def faces() -> tuple[Image.Image, ...]:
     if all((WILD / name).is_file() for name in WILD_IDS):
         return tuple(Image.open(WILD / name).convert("RGB") for name in WILD_IDS)
     from smile.data.synthetic import render_face, sample_face, sample_identity
-    from smile.photos.faces import FaceAligner
+    from smile.faces.aligner import FaceAligner
 
     # Synthetic faces the detector finds alone are not always found again as a JPEG, in grey (the
     # service's 16-bit test) or beside others (group): keep only those found in every form the tests use.

@@ -49,7 +49,9 @@ function show(result, url) {
     const item = document.createElement("li");
     item.className = "face";
     const title = document.createElement("div");
-    title.textContent = `Face ${face.face} (detector score ${face.score.toFixed(2)})`;
+    title.textContent = face.method === "whole_image"
+      ? "No face found: the whole image, taken as a face crop"
+      : `Face ${face.face} (detector score ${face.score.toFixed(2)})`;
     item.append(title, ...ordered(face.probabilities).map(([name, p]) => bar(name, p, face.predicted[name])));
     return item;
   }));
@@ -79,11 +81,11 @@ async function send(file) {
     return;
   }
   show(body, URL.createObjectURL(file));
-  const n = body.faces.length;
+  const n = body.faces.filter((face) => face.method !== "whole_image").length;
+  const timing = `the request took ${ms} ms (server: ${Math.round(body.time_ms.total)} ms)`;
   status(n === 0
-    ? `No face found in ${file.name} (${ms} ms). Try a photo where a face is at least 40 pixels wide.`
-    : `${n} face${n > 1 ? "s" : ""} in ${file.name}; the request took ${ms} ms (server: ${Math.round(body.time_ms.total)} ms).`,
-    n === 0);
+    ? `No face found in ${file.name}: ${body.faces.length ? "the whole image was predicted as a face crop" : "nothing to predict"}; ${timing}.`
+    : `${n} face${n > 1 ? "s" : ""} in ${file.name}; ${timing}.`);
   document.body.dataset.done = String(Date.now());
 }
 

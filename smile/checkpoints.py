@@ -124,6 +124,25 @@ class CheckpointSettings:
         return int(self.data.get("crop_size", CROP_SIZE))
 
 
+#: Data settings of checkpoints saved before version 0.1.0: the subsets' old keys, and the options that
+#: moved to ``smile predict`` or were dropped.
+_OLD_SUBSETS = {"train_subset": "train", "val_subset": "val", "test_subset": "test"}
+_OLD_DATA_KEYS = (
+    "predict_path", "aligned", "detector", "min_face", "no_face", "annotate_dir",
+    "synthetic_seed", "cache_decoder", "cache_on_device",
+)  # fmt: skip
+
+
+def _data_settings(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's data settings under today's names (see :data:`_OLD_SUBSETS`)."""
+    data = {key: value for key, value in hparams.items() if key not in _OLD_DATA_KEYS}
+    subsets = {split: data.pop(key) for key, split in _OLD_SUBSETS.items() if key in data}
+    subsets = {split: count for split, count in subsets.items() if count is not None}
+    if subsets or set(_OLD_SUBSETS) & set(hparams):
+        data["subsets"] = subsets or None
+    return data
+
+
 def checkpoint_settings(checkpoint: dict[str, Any]) -> CheckpointSettings:
     """The :class:`CheckpointSettings` of a checkpoint from :func:`load_checkpoint` (``data`` is empty
     when it was trained without the data module, e.g. by a script)."""
@@ -133,7 +152,7 @@ def checkpoint_settings(checkpoint: dict[str, Any]) -> CheckpointSettings:
 
     return CheckpointSettings(
         model=public(checkpoint["hyper_parameters"]),
-        data=public(checkpoint.get("datamodule_hyper_parameters", {})),
+        data=_data_settings(public(checkpoint.get("datamodule_hyper_parameters", {}))),
     )
 
 

@@ -1,4 +1,4 @@
-"""``python -m smile download``: get CelebA into the layout the trainer reads, from whichever source works."""
+"""Get CelebA into the layout the trainer reads, from whichever source works (``smile download``)."""
 
 from __future__ import annotations
 
@@ -18,78 +18,6 @@ from smile.download.common import (
     verify_layout,
     write_state,
 )
-
-DESCRIPTION = """\
-Download CelebA (aligned images, 40 attributes, official train/valid/test partition) into ROOT.
-
-Sources (--source auto tries them in this order and says what it did):
-  gdrive       the official files on Google Drive, through gdown; every file MD5-checked
-  huggingface  the parquet mirror flwrlabs/celeba, converted to the official layout
-  kaggle       the Kaggle mirror jessicali9530/celeba-dataset (needs Kaggle API credentials)
-
-Partial downloads are kept and resumed by the next run; nothing appears under its final name before
-it is complete and verified. The optional packages come with: pip install "smile[download]".
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="smile download",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--data.root",
-        "--root",
-        dest="root",
-        type=Path,
-        default=Path("data/celeba"),
-        help="where CelebA goes, the data.root of the other commands (default: %(default)s)",
-    )
-    parser.add_argument("--source", choices=("auto", *SOURCES), default="auto", help="default: %(default)s")
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=3,
-        help="resumes after a dropped connection, per file (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--keep_archives",
-        "--keep-archives",
-        action="store_true",
-        help="keep the zip / parquet files after they are unpacked (default: delete them)",
-    )
-    parser.add_argument(
-        "--gdrive_url",
-        "--gdrive-url",
-        default=None,
-        help="Google Drive download endpoint (default: $SMILE_GDRIVE_URL or https://drive.google.com/uc)",
-    )
-    parser.add_argument(
-        "--hf_repo", "--hf-repo", default=None, help="Hugging Face dataset (default: flwrlabs/celeba)"
-    )
-    parser.add_argument(
-        "--hf_revision",
-        "--hf-revision",
-        default=None,
-        help="branch, tag or commit of --hf-repo (default: main)",
-    )
-    parser.add_argument(
-        "--hf_endpoint",
-        "--hf-endpoint",
-        default=None,
-        help="Hugging Face Hub address (default: $HF_ENDPOINT or the Hub)",
-    )
-    parser.add_argument(
-        "--image_format",
-        "--image-format",
-        choices=("keep", "jpg"),
-        default="keep",
-        help="huggingface: keep the mirror's image bytes as they are (default), or re-encode non-JPEG images "
-        "to JPEG (quality 95) so that every file is a .jpg as in the official release",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no per-file download progress bars")
-    return parser
 
 
 def run_source(source: str, args: argparse.Namespace) -> None:
@@ -130,9 +58,9 @@ def _first_sentence(message: str) -> str:
     return text.split(". ")[0].rstrip(".")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m smile download``; returns the exit status (0 when CelebA is complete)."""
-    args = build_parser().parse_args(argv)
+def download(args: argparse.Namespace) -> int:
+    """Get CelebA into ``args.root`` from ``args.source`` (``auto``: each source in turn), as ``smile
+    download`` was asked to; returns the exit status (0 when CelebA is complete)."""
     root: Path = args.root
     existing = find_complete_layout(root)
     if existing is not None:

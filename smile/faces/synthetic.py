@@ -10,7 +10,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from smile.photos.faces import CELEBA_LANDMARKS, apply_transform, opencv
+from smile.faces.geometry import CELEBA_LANDMARKS, apply_transform, opencv
 
 
 def framing_error(

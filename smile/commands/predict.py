@@ -1,0 +1,113 @@
+"""``smile predict``: a model's predictions on your photos, or on the test split of its CelebA data.
+
+``smile predict PHOTO [PHOTO ...]`` (files or folders) runs the photos through the photo pipeline
+(:mod:`smile.photos.pipeline`: find the faces, frame them like CelebA, predict), prints a table of the
+faces and writes the CSV (:mod:`smile.photos.predictions`). Without a photo, and with any
+``--trainer.*``/``--data.*``/``--model.*`` option, it is Lightning's predict loop over the test split
+of the checkpoint's data (:mod:`smile.commands.lightning`), which writes ``predictions.csv`` into the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from smile.commands import add_face_options
+
+DESCRIPTION = """\
+Predict the attributes of the faces in your photos: each photo's faces are found, framed like
+CelebA's aligned images and predicted; a table goes to the terminal and every face gets a CSV row.
+
+Without PHOTO, predicts the test split of the checkpoint's CelebA data through Lightning instead
+(predictions.csv in the run folder); that form takes every option of smile test."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smile predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "photos", nargs="*", metavar="PHOTO", help="image files, or folders of them (recursively)"
+    )
+    parser.add_argument(
+        "--ckpt_path", default="best", help="a checkpoint, best / last, or an .onnx file (default: best)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the CSV (default: predictions.csv in the checkpoint's run folder, else here)",
+    )
+    parser.add_argument(
+        "--annotate_dir", type=Path, help="also write copies of the photos with boxes and labels here"
+    )
+    parser.add_argument(
+        "--aligned",
+        action="store_true",
+        help="the photos are aligned CelebA-style crops already: no detection",
+    )
+    add_face_options(parser)
+    parser.add_argument(
+        "--threshold", type=float, help="one threshold for every attribute (default: the model's)"
+    )
+    parser.add_argument("--batch_size", type=int, default=64, help="faces per network run")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown or not args.photos:
+        from smile.commands import lightning
+
+        return lightning.predict(argv)
+    return predict_photos(args)
+
+
+def predict_photos(args: argparse.Namespace) -> int:
+    from smile.api import load
+    from smile.checkpoints import run_folder
+    from smile.faces.images import list_photos
+    from smile.io import fresh_path
+    from smile.photos import predictions
+
+    predictor = load(
+        args.ckpt_path,
+        device=args.device,
+        detector=args.detector,
+        min_face=args.min_face,
+        threshold=args.threshold,
+        no_face=args.no_face,
+    ).with_options(aligned=args.aligned)
+    if str(predictor.source) != args.ckpt_path:
+        print(f"Using checkpoint {predictor.source}", file=sys.stderr)
+    exclude = [args.annotate_dir] if args.annotate_dir else []
+    inputs = [(Path(path), list_photos(path, exclude=exclude)) for path in args.photos]
+    attributes, thresholds = predictor.attributes, predictor.thresholds.tolist()
+    roots = {file: path if path.is_dir() else path.parent for path, files in inputs for file in files}
+
+    def annotate(photo, rows) -> None:
+        if args.annotate_dir is None or photo.picture is None:
+            return
+        out = predictions.annotated_path(photo.source, roots[photo.source], args.annotate_dir)
+        predictions.annotate(photo.picture, rows, attributes, thresholds, out)
+
+    files = [file for _, found in inputs for file in found]
+    rows = predictor.predict_files(_progress(files), args.batch_size, on_photo=annotate)
+    run = run_folder(predictor.source)
+    out = args.out or fresh_path((run.path if run else Path(".")) / "predictions.csv")
+    predictions.write_csv(rows, attributes, thresholds, out)
+    print(predictions.table(rows, attributes, thresholds))
+    print(predictions.summary(rows), file=sys.stderr)
+    print(f"Wrote {len(rows)} rows to {out}", file=sys.stderr)
+    if args.annotate_dir is not None:
+        print(f"Annotated copies in {args.annotate_dir}", file=sys.stderr)
+    return 0
+
+
+def _progress(files: list[Path]):
+    if len(files) < 20:
+        return files
+    from tqdm import tqdm
+
+    return tqdm(files, desc="Predicting", unit="photo", file=sys.stderr, disable=None)
