@@ -106,13 +106,13 @@ def load_split(root: Path, split: str, attribute: str = "Smiling") -> tuple[list
 
 
 def load_classifier(checkpoint: str | Path) -> tuple[Any, Any, dict[str, Any]]:
-    """A checkpoint's :class:`~smile.system.AttributeClassifier` (eval mode, on the CPU), its settings
+    """A checkpoint's (a file, best / last, or a shipped model's name) :class:`~smile.system.AttributeClassifier` (eval mode, on the CPU), its settings
     (:class:`~smile.checkpoints.CheckpointSettings`: ``image_size``, ``crop_size``...) and the loaded
     checkpoint itself."""
-    from smile.checkpoints import checkpoint_settings, load_checkpoint
+    from smile.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
     from smile.restore import classifier
 
-    raw = load_checkpoint(checkpoint)
+    raw = load_checkpoint(resolve_checkpoint(checkpoint))
     return classifier(raw), checkpoint_settings(raw), raw
 
 

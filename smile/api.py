@@ -19,6 +19,7 @@ is only read.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,13 @@ from smile.photos.pipeline import PhotoFaces, PhotoPipeline
 from smile.photos.predictions import PhotoRow, photo_rows
 
 __all__ = ["FaceRecord", "ImageError", "Predictor", "load"]
+
+#: What a model trained on drawn faces (the demo's) says once, wherever it is used on photos.
+DRAWN_FACES = (
+    "{source} was trained on drawn faces (smile synthetic, the demo), and knows no others: its answers on "
+    "photographs mean little. The shipped model smiling knows real faces: smile.load(), or smile predict "
+    "without --ckpt_path."
+)
 
 
 @dataclass
@@ -74,7 +82,7 @@ class Predictor:
 
     Attributes: ``attributes`` (names, in output order), ``thresholds`` (one per attribute: an attribute
     is predicted present when its probability is greater), ``device``, ``source`` (the file loaded),
-    ``backend`` (``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side), ``crop_size``
+    ``backend`` (``"shipped"``, ``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side), ``crop_size``
     (the side of the face window it sees, in pixels of the 178x218 aligned face), ``pipeline`` (the
     :class:`~smile.photos.pipeline.PhotoPipeline` photos go through).
     """
@@ -104,6 +112,10 @@ class Predictor:
         uint8 = metadata["input"]["dtype"] == "uint8"
         self.pipeline = PhotoPipeline(self.image_size, self.crop_size, options, uint8=uint8)
         self._network = network
+        #: whether the model knows only drawn faces (trained on ``smile synthetic`` data, as the demo)
+        self.synthetic = metadata.get("trained_on") == "synthetic faces"
+        if self.synthetic:
+            warnings.warn(DRAWN_FACES.format(source=source), UserWarning, stacklevel=3)
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.source)!r}, backend={self.backend!r}, attributes={self.attributes})"
@@ -231,7 +243,7 @@ def _device(device: str | torch.device | None) -> torch.device:
 
 
 def load(
-    source: str | Path,
+    source: str | Path = "smiling",
     device: str | torch.device | None = "cpu",
     detector: str = FaceOptions.detector,
     min_face: int = FaceOptions.min_face,
@@ -239,7 +251,9 @@ def load(
     max_pixels: int | None = FaceOptions.max_pixels,
     no_face: str = FaceOptions.no_face,
 ) -> Predictor:
-    """Load a checkpoint (a file, or ``best``/``last``: the newest run's) or an exported ``.onnx`` file.
+    """Load a shipped model (``"smiling"``, the default, or ``"attributes"``: :mod:`smile.shipped`), a
+    checkpoint (a file, or ``best``/``last``: the newest run's) or an exported ``.onnx`` file. A file of
+    a shipped model's name in the current folder wins.
 
     ``device``: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"`` or ``"auto"``. ``detector``, ``min_face``,
     ``max_pixels`` and ``no_face`` are :class:`~smile.faces.options.FaceOptions`, as in ``smile predict``;
@@ -247,6 +261,7 @@ def load(
     trained with ``model.threshold_criterion``) in the records' decisions.
     """
     from smile.checkpoints import resolve_checkpoint
+    from smile.shipped import probability_model, shipped
 
     options = FaceOptions(detector=detector, min_face=min_face, no_face=no_face, max_pixels=max_pixels)  # type: ignore[arg-type]
     torch_device = _device(device)
@@ -257,17 +272,20 @@ def load(
         from smile.export import read_metadata
 
         network, metadata, backend = _onnx_network(path, torch_device), read_metadata(path), "onnx"
+    elif (model := shipped(source)) is not None:
+        path, backend = model.path, "shipped"
+        network, metadata = _network(*probability_model(model), torch_device)
     else:
         path = resolve_checkpoint(source)
-        network, metadata = _checkpoint_network(path, torch_device)
+        from smile.export import load_for_export
+
+        network, metadata = _network(*load_for_export(path), torch_device)
         backend = "checkpoint"
     return Predictor(network, metadata, path, backend, torch_device, options, threshold)
 
 
-def _checkpoint_network(path: Path, device: torch.device):
-    from smile.export import load_for_export
-
-    model, metadata = load_for_export(path)
+def _network(model: torch.nn.Module, metadata: dict[str, Any], device: torch.device):
+    """``model`` on ``device`` as a function batch -> probabilities (numpy), and ``metadata``."""
     model = model.to(device).eval()
 
     def run(batch: Tensor) -> np.ndarray:

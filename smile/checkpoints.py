@@ -22,13 +22,23 @@ ALIASES = {"best": "best.ckpt", "best.ckpt": "best.ckpt", "last": "last.ckpt", "
 
 
 def resolve_checkpoint(value: str | Path, log_root: str | Path = LOG_ROOT) -> Path:
-    """An existing file as is; ``best``/``best.ckpt``/``last``/``last.ckpt`` as the newest run's file of that name."""
+    """An existing file as is; ``best``/``best.ckpt``/``last``/``last.ckpt`` as the newest run's file of
+    that name; a shipped model's name (``smiling``, ``attributes``: :mod:`smile.shipped`) as a checkpoint
+    written from it. A file of the same name here wins over an alias or a shipped model."""
     path = Path(value)
     if path.is_file():
         return path
+    from smile.shipped import checkpoint_file, shipped
+
+    model = shipped(str(value))
+    if model is not None:
+        return checkpoint_file(model)
     name = ALIASES.get(str(value))
     if name is None:
-        raise CheckpointError(f"Checkpoint {value} does not exist (give a file path, or best / last)")
+        raise CheckpointError(
+            f"Checkpoint {value} does not exist (give a file path, best / last, or a shipped model: "
+            "smile models lists them)"
+        )
     log_root = Path(log_root)
     candidates = [path for path in log_root.glob(f"*/checkpoints/{name}") if path.is_file()]
     if not candidates:
@@ -37,6 +47,18 @@ def resolve_checkpoint(value: str | Path, log_root: str | Path = LOG_ROOT) -> Pa
             "Train first (python -m smile fit --config configs/demo.yaml) or give the checkpoint's path."
         )
     return max(candidates, key=lambda candidate: (candidate.stat().st_mtime, str(candidate)))
+
+
+def which_checkpoint(value: str | Path, path: Path) -> str | None:
+    """What to tell the user when ``value`` named another file than itself (an alias, a shipped model),
+    else ``None``."""
+    if str(path) == str(value):
+        return None
+    from smile.shipped import NAMES
+
+    if str(value) in NAMES and not Path(value).is_file():
+        return f"Using the shipped model {value} (smile models {value} prints its card)"
+    return f"Using checkpoint {path}"
 
 
 def pickle_globals(path: str | Path) -> list[str]:
@@ -111,6 +133,8 @@ class CheckpointSettings:
 
     model: dict[str, Any]
     data: dict[str, Any]
+    #: whether it was trained on drawn faces (``smile synthetic``, e.g. the demo), which is all it knows
+    synthetic: bool = False
 
     @property
     def image_size(self) -> int:
@@ -153,6 +177,7 @@ def checkpoint_settings(checkpoint: dict[str, Any]) -> CheckpointSettings:
     return CheckpointSettings(
         model=public(checkpoint["hyper_parameters"]),
         data=_data_settings(public(checkpoint.get("datamodule_hyper_parameters", {}))),
+        synthetic=bool(checkpoint.get("CelebADataModule", {}).get("synthetic")),
     )
 
 

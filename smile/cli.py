@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("smile.commands.lightning:validate", "Evaluate a checkpoint on the validation split"),
     "test": ("smile.commands.lightning:test", "Evaluate a checkpoint on the test split and write its report"),
     "predict": ("smile.commands.predict:main", "Predict on your photos (or on a checkpoint's test split)"),
+    "models": ("smile.commands.models:main", "List the trained models that ship with smile; print one's card"),
     "report": ("smile.commands.report:main", "Write the evaluation report of a checkpoint"),
     "thresholds": ("smile.commands.thresholds:main", "Choose a checkpoint's decision thresholds on validation"),
     "ensemble": ("smile.commands.ensemble:main", "Join trained checkpoints into one that predicts their mean logit"),
@@ -64,6 +65,13 @@ def error_message(err: BaseException) -> str:
     return text
 
 
+def stopped_by_signal(err: BaseException) -> bool:
+    """Whether ``err`` is Lightning's stop on SIGTERM (or Ctrl-C, :mod:`smile.training.resume`); only a
+    command that loaded Lightning can raise it."""
+    exceptions = sys.modules.get("pytorch_lightning.utilities.exceptions")
+    return exceptions is not None and isinstance(err, exceptions.SIGTERMException)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``smile`` and ``python -m smile``: returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -76,20 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] not in COMMANDS:
         print(f"error: {unknown_command(args[0])}", file=sys.stderr)
         return 2
-    from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-    from smile.console import quiet_upstream
     from smile.distributed import end_process_group, say, say_error
     from smile.errors import SmileError
 
-    quiet_upstream()
     module, function = COMMANDS[args[0]][0].split(":")
     try:
         return int(getattr(importlib.import_module(module), function)(args[1:]) or 0)
     except SmileError as err:
         say_error(error_message(err))
         return 2
-    except SIGTERMException:
+    except Exception as err:
+        if not stopped_by_signal(err):
+            raise
         from smile.training import resume
 
         signum = resume.stopped_by or signal.SIGTERM

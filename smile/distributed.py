@@ -1,21 +1,38 @@
-"""Process-level chores of a distributed run: who speaks, and closing the process group at the end."""
+"""Process-level chores of a distributed run: who speaks, and closing the process group at the end.
+
+Nothing here imports torch or Lightning: a command that never starts them (``smile predict PHOTO``,
+``smile --help``) must not pay for their import. Where they are loaded, their state is read."""
 
 from __future__ import annotations
 
+import os
 import sys
 
-import torch.distributed as dist
-from pytorch_lightning.utilities.rank_zero import rank_zero_only
+#: The variables that launchers (torchrun, Lightning's subprocess launcher, SLURM, LSF) set to a process's
+#: global rank, in the order Lightning reads them.
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def rank() -> int:
+    """This process's global rank: Lightning's own once it runs, else the launcher's, else 0."""
+    rank_zero = sys.modules.get("lightning_fabric.utilities.rank_zero")
+    if rank_zero is not None and getattr(rank_zero.rank_zero_only, "rank", None) is not None:
+        return int(rank_zero.rank_zero_only.rank)
+    for name in RANK_VARIABLES:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
 
 
 def connected() -> bool:
     """Whether this process is in a started process group (DDP)."""
-    return dist.is_available() and dist.is_initialized()
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and dist.is_available() and dist.is_initialized()
 
 
 def say(message: str) -> None:
     """Print ``message`` to stderr from rank 0 only: every process of a run would say the same."""
-    if rank_zero_only.rank == 0:
+    if rank() == 0:
         print(message, file=sys.stderr)
 
 
@@ -23,11 +40,11 @@ def say_error(message: str) -> None:
     """Print ``error: message`` once per run. Processes that fail before they connect all meet the same
     error (same options, same files), so only rank 0 says it; once connected, an error can be one
     process's own, so each says it, naming itself unless it is rank 0."""
-    rank = rank_zero_only.rank
-    if rank == 0:
+    number = rank()
+    if number == 0:
         print(f"error: {message}", file=sys.stderr)
     elif connected():
-        print(f"error (process {rank}): {message}", file=sys.stderr)
+        print(f"error (process {number}): {message}", file=sys.stderr)
 
 
 def end_process_group() -> None:
@@ -38,4 +55,4 @@ def end_process_group() -> None:
     abort after its results with "terminate called without an active exception" (SIGABRT).
     """
     if connected():
-        dist.destroy_process_group()
+        sys.modules["torch.distributed"].destroy_process_group()

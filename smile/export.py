@@ -38,7 +38,7 @@ import importlib.metadata
 import io
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from smile.data.celeba import centre_window
 from smile.data.pil_transforms import eval_transform, split_transform
 from smile.errors import SmileError
 from smile.io import atomic_write
-from smile.models.views import view_averaged
+from smile.models.views import ProbabilityModel
 from smile.system import AttributeClassifier
 
 FORMATS = ("onnx", "pt2")
@@ -66,42 +66,6 @@ MIN_OPSET = 18  # the torch.export-based ONNX exporter's lowest
 
 class ExportError(SmileError):
     """The model cannot be exported, or the exported file does not reproduce the checkpoint."""
-
-
-class ProbabilityModel(nn.Module):
-    """``(N, 3, S, S)`` images -> ``(N, K)`` probabilities: the tensor steps of the evaluation transform,
-    the network (its averaged weights with ``ema_decay``; the mean over its test-time views with ``tta``
-    and ``tta_shifts``) and the sigmoid, as :meth:`AttributeClassifier.predict_step` computes them, with
-    ``uint8`` input first scaled to [0, 1]."""
-
-    def __init__(
-        self,
-        net: nn.Module,
-        tensor_steps: Sequence[nn.Module],
-        uint8: bool,
-        tta: bool = False,
-        tta_shifts: Sequence[float] = (),
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.tensor_steps = nn.Sequential(*tensor_steps)
-        self.uint8 = uint8
-        self.tta = tta
-        self.tta_shifts = tuple(tta_shifts)
-
-    @classmethod
-    def from_classifier(
-        cls, classifier: AttributeClassifier, tensor_steps: Sequence[nn.Module], uint8: bool
-    ) -> ProbabilityModel:
-        mirror, shifts = classifier.test_time_views
-        return cls(classifier.evaluation_net, tensor_steps, uint8, tta=mirror, tta_shifts=shifts).eval()
-
-    def forward(self, images: Tensor) -> Tensor:
-        if self.uint8:
-            images = images.float() / 255.0
-        images = self.tensor_steps(images)
-        logits = view_averaged(self.net, images, self.tta, self.tta_shifts)
-        return torch.sigmoid(logits)
 
 
 def _sha256(path: Path) -> str:
@@ -142,7 +106,8 @@ def _load(
         before, after = split_transform(eval_transform(size, crop))
     except ValueError as err:
         raise ExportError(str(err)) from err
-    model = ProbabilityModel.from_classifier(classifier, after, uint8=input_dtype == "uint8")
+    mirror, shifts = classifier.test_time_views
+    model = ProbabilityModel(classifier.evaluation_net, after, input_dtype == "uint8", mirror, shifts).eval()
     value_range = [0, 255] if input_dtype == "uint8" else [0.0, 1.0]
     scaling = (
         "the 0-255 pixel values as they are" if input_dtype == "uint8" else "pixel values divided by 255"
@@ -185,6 +150,7 @@ def _load(
             "global_step": checkpoint.get("global_step"),
         },
         "model": settings.model,
+        "trained_on": "synthetic faces" if settings.synthetic else "photographs of faces",
         "producer": {"smile": _version("smile"), "torch": torch.__version__, "exporter": "torch.export"},
     }
     return classifier, model, metadata

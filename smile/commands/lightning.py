@@ -22,8 +22,15 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from smile.checkpoints import LOG_ROOT, checkpoint_settings, load_checkpoint, resolve_checkpoint, run_folder
-from smile.console import PlainHelpFormatter
+from smile.checkpoints import (
+    LOG_ROOT,
+    checkpoint_settings,
+    load_checkpoint,
+    resolve_checkpoint,
+    run_folder,
+    which_checkpoint,
+)
+from smile.console import PlainHelpFormatter, quiet_upstream
 from smile.data.datamodule import CelebADataModule
 from smile.devices import check_devices, cpu_precision
 from smile.distributed import say
@@ -104,6 +111,7 @@ class SmileCLI(LightningCLI):
 
     def __init__(self, command: str, args: list[str]) -> None:
         self.command = command
+        quiet_upstream()
         super().__init__(
             AttributeClassifier,
             CelebADataModule,
@@ -165,8 +173,9 @@ class SmileCLI(LightningCLI):
         config = parser.parse_args(args)
         if config.ckpt_path:
             path = resolve_checkpoint(config.ckpt_path)
-            if str(path) != config.ckpt_path:
-                say(f"Using checkpoint {path}")
+            note = which_checkpoint(config.ckpt_path, path)
+            if note:
+                say(note)
             parser.set_defaults(checkpoint_defaults(parser, path, self.command))
             config = parser.parse_args(args)
             config.ckpt_path = str(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from smile.commands import add_face_options
@@ -31,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         "photos", nargs="*", metavar="PHOTO", help="image files, or folders of them (recursively)"
     )
     parser.add_argument(
-        "--ckpt_path", default="best", help="a checkpoint, best / last, or an .onnx file (default: best)"
+        "--ckpt_path",
+        default="smiling",
+        help="a shipped model (smiling, attributes: smile models lists them), a checkpoint, best / last, or "
+        "an .onnx file (default: smiling)",
     )
     parser.add_argument(
         "--out",
@@ -65,22 +69,28 @@ def main(argv: list[str]) -> int:
 
 
 def predict_photos(args: argparse.Namespace) -> int:
-    from smile.api import load
-    from smile.checkpoints import run_folder
+    from smile.api import DRAWN_FACES, load
+    from smile.checkpoints import run_folder, which_checkpoint
+    from smile.errors import DataError
     from smile.faces.images import list_photos
     from smile.io import fresh_path
     from smile.photos import predictions
 
-    predictor = load(
-        args.ckpt_path,
-        device=args.device,
-        detector=args.detector,
-        min_face=args.min_face,
-        threshold=args.threshold,
-        no_face=args.no_face,
-    ).with_options(aligned=args.aligned)
-    if str(predictor.source) != args.ckpt_path:
-        print(f"Using checkpoint {predictor.source}", file=sys.stderr)
+    with warnings.catch_warnings():  # said below, once, as a line of the command's own
+        warnings.simplefilter("ignore", UserWarning)
+        predictor = load(
+            args.ckpt_path,
+            device=args.device,
+            detector=args.detector,
+            min_face=args.min_face,
+            threshold=args.threshold,
+            no_face=args.no_face,
+        ).with_options(aligned=args.aligned)
+    note = which_checkpoint(args.ckpt_path, predictor.source)
+    if note:
+        print(note, file=sys.stderr)
+    if predictor.synthetic:
+        print(f"note: {DRAWN_FACES.format(source=predictor.source)}", file=sys.stderr)
     exclude = [args.annotate_dir] if args.annotate_dir else []
     inputs = [(Path(path), list_photos(path, exclude=exclude)) for path in args.photos]
     attributes, thresholds = predictor.attributes, predictor.thresholds.tolist()
@@ -94,6 +104,11 @@ def predict_photos(args: argparse.Namespace) -> int:
 
     files = [file for _, found in inputs for file in found]
     rows = predictor.predict_files(_progress(files), args.batch_size, on_photo=annotate)
+    if all(row.status.startswith("unreadable") for row in rows):
+        raise DataError(
+            f"none of the {len(rows)} files given could be read as an image ({rows[0].image}: "
+            f"{rows[0].status.split(': ', 1)[-1]}); give photos (JPEG, PNG, WebP, BMP, ...) or folders of them"
+        )
     run = run_folder(predictor.source)
     out = args.out or fresh_path((run.path if run else Path(".")) / "predictions.csv")
     predictions.write_csv(rows, attributes, thresholds, out)

@@ -91,15 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from smile.checkpoints import load_checkpoint, resolve_checkpoint, run_folder
+    from smile.checkpoints import load_checkpoint, resolve_checkpoint, run_folder, which_checkpoint
     from smile.evaluation.runner import REPORT_DIR, checkpoint_source, make_report
     from smile.io import fresh_path
     from smile.restore import model_and_data
 
     args = build_parser().parse_args(argv)
     path = resolve_checkpoint(args.ckpt_path)
-    if str(path) != args.ckpt_path:
-        print(f"Using checkpoint {path}", file=sys.stderr)
+    note = which_checkpoint(args.ckpt_path, path)
+    if note:
+        print(note, file=sys.stderr)
     checkpoint = load_checkpoint(path)
     overrides = {"root": args.root, "batch_size": args.batch_size, "num_workers": args.num_workers}
     model, datamodule = model_and_data(path, checkpoint, "test", args.device, **overrides)

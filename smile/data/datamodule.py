@@ -295,9 +295,16 @@ class CelebADataModule(pl.LightningDataModule):
         return self.source.loader(split, sampler, shuffle)
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in checkpoints: where training stands in the data, so a resumed epoch goes on from there."""
+        """Saved in checkpoints: where training stands in the data, so a resumed epoch goes on from there,
+        and whether the faces it trains on are drawn ones (``smile synthetic``), so that the model can say
+        it knows no others."""
+        from smile.data.synthetic import is_synthetic
+
         position = train_position(self.trainer, self._train_sampler)
-        return {"train_position": position.as_dict()} if position else {}
+        state: dict[str, Any] = {"train_position": position.as_dict()} if position else {}
+        if self.layout is not None and is_synthetic(self.layout.attributes.parent):
+            state["synthetic"] = True
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_position = resume_position(state_dict.get("train_position"))

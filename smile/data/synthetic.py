@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import math
 import os
 import shutil
@@ -38,6 +39,8 @@ IDENTITY_FILE = "identity_CelebA.txt"
 BBOX_FILE = "list_bbox_celeba.txt"
 LANDMARKS_FILE = "list_landmarks_align_celeba.txt"
 ANNOTATION_FILES = (ATTR_FILE, PARTITION_FILE, IDENTITY_FILE, BBOX_FILE, LANDMARKS_FILE)
+#: Written beside the annotation files: says the faces are drawn, so that a model trained on them can say so.
+MARKER_FILE = "smile-synthetic.json"
 LANDMARK_NAMES = (
     "lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
     "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y",
@@ -670,6 +673,9 @@ def _write_dataset(
         with open(out / fname, "w", newline="\n") as f:
             f.write("\n".join([*header, *rows]) + "\n")
 
+    (out / MARKER_FILE).write_text(
+        json.dumps({"generator": "smile synthetic", "images": num_images, "seed": seed}) + "\n"
+    )
     write(PARTITION_FILE, [], part_rows)
     write(IDENTITY_FILE, [], id_rows)
     write(BBOX_FILE, [str(num_images), "image_id x_1 y_1 width height"], bbox_rows)
@@ -734,3 +740,8 @@ def generate_dataset(
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
     return root
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """Whether ``root`` holds a dataset this generator wrote (its faces are drawn, not photographed)."""
+    return (Path(root) / MARKER_FILE).is_file()

@@ -1,5 +1,6 @@
 """Test-time views: a network's logits averaged over the image, vertical shifts of it and their mirror
-images (``model.tta``, ``model.tta_shifts``), in validation, test, predict and export."""
+images (``model.tta``, ``model.tta_shifts``), in validation, test, predict and export; and the network
+as it predicts, images in and probabilities out (:class:`ProbabilityModel`)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,32 @@ def view_averaged(net: nn.Module, images: Tensor, mirror: bool, shifts: Sequence
     if mirror:
         views += [view.flip(-1) for view in views]
     return torch.stack([net(view) for view in views]).mean(0)
+
+
+class ProbabilityModel(nn.Module):
+    """``(N, 3, S, S)`` images -> ``(N, K)`` probabilities: the tensor steps of the evaluation transform,
+    the network (its averaged weights with ``ema_decay``; the mean over its test-time views with ``tta``
+    and ``tta_shifts``) and the sigmoid, as :meth:`smile.system.AttributeClassifier.predict_step` computes them, with
+    ``uint8`` input first scaled to [0, 1]."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        tensor_steps: Sequence[nn.Module],
+        uint8: bool,
+        tta: bool = False,
+        tta_shifts: Sequence[float] = (),
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.tensor_steps = nn.Sequential(*tensor_steps)
+        self.uint8 = uint8
+        self.tta = tta
+        self.tta_shifts = tuple(tta_shifts)
+
+    def forward(self, images: Tensor) -> Tensor:
+        if self.uint8:
+            images = images.float() / 255.0
+        images = self.tensor_steps(images)
+        logits = view_averaged(self.net, images, self.tta, self.tta_shifts)
+        return torch.sigmoid(logits)

@@ -55,7 +55,7 @@ class PhotoPipeline:
         self.image_size, self.crop_size = image_size, crop_size
         self.options = options or FaceOptions()
         self.aligned, self.uint8 = aligned, uint8
-        # the steps after ToTensor, if any, are the network's own (built into export.ProbabilityModel)
+        # the steps after ToTensor, if any, are the network's own (models.views.ProbabilityModel)
         self._image_steps = split_transform(eval_transform(image_size, crop_size))[0]
         self._local = threading.local()
 

@@ -280,6 +280,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
             "status": "ok",
             "model": predictor.source.name,
             "backend": predictor.backend,
+            "trained_on": "synthetic faces" if predictor.synthetic else "photographs of faces",
             "attributes": predictor.attributes,
             "thresholds": dict(zip(predictor.attributes, predictor.thresholds.tolist())),
             "batching": {"batch_size": settings.batch_size, "batch_timeout_s": settings.batch_timeout},

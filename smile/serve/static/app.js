@@ -105,5 +105,8 @@ fetch("/health").then((r) => r.json()).then((health) => {
   attributes = health.attributes;
   $("model").textContent = `Model ${health.model} (${health.backend}): ${attributes.join(", ")}; ` +
     "a face counts as having an attribute when its probability is above the attribute's threshold (" +
-    attributes.map((name) => `${name} ${health.thresholds[name].toFixed(2)}`).join(", ") + ").";
+    attributes.map((name) => `${name} ${health.thresholds[name].toFixed(2)}`).join(", ") + ")." +
+    (health.trained_on === "synthetic faces"
+      ? " This model was trained on drawn faces (the demo) and knows no others: its answers on photographs mean little."
+      : "");
 }).catch(() => status("The server's /health did not answer.", true));

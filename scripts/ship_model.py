@@ -1,0 +1,62 @@
+"""Make a trained checkpoint one of the models that ship inside the package.
+
+    python scripts/ship_model.py CHECKPOINT --name smiling --command "python -m smile fit ..." \
+        --commit COMMIT --fit "33.1 min" [--machine "2-core ..."]
+
+writes ``smile/models/weights/NAME.safetensors`` (:func:`smile.shipped.write_shipped`: weights only, with
+the model's settings and this provenance in its header), then records the file's size and SHA-256 and
+the provenance in the model card ``smile/models/weights/NAME.card.json`` (which must exist: its prose and
+figures are written by hand, from the measurements), and writes the card as ``docs/models/NAME.md``.
+Run it again after editing a card to refresh ``docs/models/NAME.md``: ``--card-only``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from smile.checkpoints import load_checkpoint  # noqa: E402
+from smile.io import atomic_write  # noqa: E402
+from smile.shipped import NAMES, card_markdown, weights_folder, write_shipped  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, nargs="?", help="the trained checkpoint (.ckpt)")
+    parser.add_argument("--name", choices=NAMES, required=True)
+    parser.add_argument("--command", help="the command that trained it")
+    parser.add_argument("--commit", help="the commit it was trained at")
+    parser.add_argument("--fit", help="how long the fit took, e.g. '33.1 min'")
+    parser.add_argument("--machine", default="", help="what it was trained on")
+    parser.add_argument("--card-only", action="store_true", help="only write docs/models/NAME.md from the card")
+    args = parser.parse_args()
+    folder = weights_folder()
+    card_path = folder / f"{args.name}.card.json"
+    card = json.loads(card_path.read_text())
+    if not args.card_only:
+        if args.checkpoint is None or not (args.command and args.commit and args.fit):
+            parser.error("give the checkpoint, --command, --commit and --fit (or --card-only)")
+        provenance = {"command": args.command, "commit": args.commit, "fit": args.fit, "machine": args.machine}
+        path = write_shipped(load_checkpoint(args.checkpoint), args.name, folder, provenance)
+        data = path.read_bytes()
+        card["weights"] = {"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        card["training"].update(provenance)
+        with atomic_write(card_path) as handle:
+            json.dump(card, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        print(f"Wrote {path} ({len(data):,} bytes) and {card_path}")
+    docs = ROOT / "docs" / "models" / f"{args.name}.md"
+    with atomic_write(docs) as handle:
+        handle.write(card_markdown(card))
+    print(f"Wrote {docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

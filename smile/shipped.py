@@ -1,0 +1,255 @@
+"""The trained models that ship inside the package, by name: ``smiling`` and ``attributes``.
+
+Each is ``smile/models/weights/NAME.safetensors`` (weights only, no pickle: the ecosystem's format for
+shipped weights) with everything the model needs in its header (the model's and the data's settings:
+attributes, thresholds, input size, crop window, test-time views), and ``NAME.card.json``, its model
+card: what it is for, how it was made, what it scored, and the SHA-256 of the weights file, which is
+checked before the weights are used.
+
+A name works wherever a checkpoint is taken (``smile.load("smiling")``, ``--ckpt_path attributes``): the
+Python API builds the network straight from the file; the Lightning commands get a checkpoint written
+once from it into the cache (:func:`checkpoint_file`). A file of the same name in the current folder
+wins over a shipped model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from smile.errors import CheckpointError
+
+#: The names of the shipped models; ``smiling`` is the default of ``smile.load()`` and ``smile predict``.
+NAMES = ("smiling", "attributes")
+DEFAULT = "smiling"
+#: The key of the safetensors header entry that holds the model's settings (JSON).
+METADATA_KEY = "smile"
+FORMAT_VERSION = 1
+
+
+def weights_folder() -> Path:
+    """Where the shipped files are (inside the installed package)."""
+    return Path(str(importlib.resources.files("smile.models") / "weights"))
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A shipped model: its weights file and its model card (``card``, the parsed ``NAME.card.json``)."""
+
+    name: str
+    path: Path
+    card: dict[str, Any]
+
+    @property
+    def summary(self) -> str:
+        """One line: what it predicts, and how well."""
+        return str(self.card.get("summary", ""))
+
+
+@cache
+def shipped_models() -> dict[str, ShippedModel]:
+    """The shipped models whose files are installed, by name."""
+    folder = weights_folder()
+    models = {}
+    for name in NAMES:
+        path, card = folder / f"{name}.safetensors", folder / f"{name}.card.json"
+        if path.is_file() and card.is_file():
+            models[name] = ShippedModel(name, path, json.loads(card.read_text()))
+    return models
+
+
+def shipped(name: str | os.PathLike) -> ShippedModel | None:
+    """The shipped model called ``name``, or ``None`` (not a name, or a file of that name exists here)."""
+    if not isinstance(name, str) or name not in NAMES or Path(name).exists():
+        return None
+    model = shipped_models().get(name)
+    if model is None:
+        raise CheckpointError(
+            f"the shipped model {name!r} is not installed with this copy of smile ({weights_folder()} has "
+            f"no {name}.safetensors); reinstall smile"
+        )
+    return model
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_weights(model: ShippedModel) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The weights (a state_dict of :class:`~smile.system.AttributeClassifier`) and the settings of a
+    shipped model, after checking the file against its card: a damaged, truncated or replaced file is
+    refused with the reason."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    data = model.path.read_bytes()
+    expected, size = model.card["weights"]["sha256"], model.card["weights"]["bytes"]
+    if _sha256(data) != expected:
+        raise CheckpointError(
+            f"{model.path}: damaged or replaced: {len(data):,} bytes of SHA-256 {_sha256(data)[:16]}..., "
+            f"but its model card ({model.name}.card.json) expects {size:,} bytes of SHA-256 "
+            f"{expected[:16]}...; reinstall smile"
+        )
+    try:
+        state = load(data)
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        settings = json.loads(header["__metadata__"][METADATA_KEY])
+    except (SafetensorError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{model.path}: not a shipped smile model ({err})") from err
+    return state, settings
+
+
+def checkpoint_dict(state: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """A shipped model as the checkpoint dictionary the rest of smile reads (weights, the model's and the
+    data's hyper-parameters)."""
+    return {
+        "state_dict": state,
+        "hyper_parameters": settings["hyper_parameters"],
+        "datamodule_hyper_parameters": settings["datamodule_hyper_parameters"],
+        "epoch": settings.get("epoch", 0),
+        "global_step": settings.get("global_step", 0),
+        "pytorch-lightning_version": settings.get("pytorch-lightning_version", "2.6.0"),
+        "shipped": {"name": settings["name"], "sha256": settings.get("sha256")},
+    }
+
+
+def cache_folder() -> Path:
+    """Where checkpoints written from shipped models are kept: ``$SMILE_CACHE``, else
+    ``$XDG_CACHE_HOME/smile``, else ``~/.cache/smile``; ``models/`` under it."""
+    base = os.environ.get("SMILE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "smile"
+    )
+    return Path(base) / "models"
+
+
+def checkpoint_file(model: ShippedModel) -> Path:
+    """A Lightning checkpoint of a shipped model, for the commands that run a Trainer: written once
+    (atomically) into :func:`cache_folder`, named by the weights' hash, so a new version of smile writes
+    its own."""
+    import torch
+
+    from smile.io import atomic_write
+
+    digest = model.card["weights"]["sha256"]
+    path = cache_folder() / f"{model.name}-{digest[:12]}.ckpt"
+    if not path.is_file():
+        checkpoint = checkpoint_dict(*read_weights(model))
+        with atomic_write(path, "wb") as handle:
+            torch.save(checkpoint, handle)
+    return path
+
+
+def write_shipped(checkpoint: dict[str, Any], name: str, out: Path, provenance: dict[str, Any]) -> Path:
+    """Write a trained checkpoint as the shipped model ``name`` (``out/NAME.safetensors``): the weights
+    the model evaluates with (the averaged ones where it kept an EMA), its thresholds, and its settings
+    with ``provenance`` (the command, commit and data that made it) in the header."""
+    from safetensors.torch import save
+
+    from smile.checkpoints import checkpoint_settings
+    from smile.io import atomic_write
+    from smile.restore import classifier
+
+    settings = checkpoint_settings(checkpoint)
+    model = classifier(checkpoint)
+    state = {f"net.{key}": value for key, value in model.evaluation_net.state_dict().items()}
+    state["thresholds"] = model.thresholds
+    state = {key: value.detach().contiguous().clone() for key, value in state.items()}
+    hyper = {**settings.model, "ema_decay": None, "compile": False}
+    data = {
+        **settings.data,
+        "root": "data/celeba",
+        "cache": False,
+        "cache_dir": None,
+        "synthetic_images": None,
+    }
+    header = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "hyper_parameters": hyper,
+        "datamodule_hyper_parameters": data,
+        "epoch": checkpoint.get("epoch"),
+        "global_step": checkpoint.get("global_step"),
+        "pytorch-lightning_version": checkpoint.get("pytorch-lightning_version"),
+        "provenance": provenance,
+    }
+    payload = save(dict(sorted(state.items())), metadata={METADATA_KEY: json.dumps(header, sort_keys=True)})
+    path = out / f"{name}.safetensors"
+    with atomic_write(path, "wb") as handle:
+        handle.write(payload)
+    return path
+
+
+def _table(rows: list[list[Any]]) -> list[str]:
+    head, *body = rows
+    lines = ["| " + " | ".join(map(str, head)) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    return lines + ["| " + " | ".join(map(str, row)) + " |" for row in body]
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """A model card as Markdown: what ``smile models NAME`` prints and ``docs/models/NAME.md`` holds."""
+    lines = [f"# Model card: `{card['name']}`", "", card["summary"], ""]
+    lines += ["## What it is", "", *card["what"], ""]
+    lines += ["## Intended use", "", *(f"- {item}" for item in card["intended_use"]), ""]
+    lines += ["Not for:", "", *(f"- {item}" for item in card["not_for"]), ""]
+    training = card["training"]
+    lines += ["## Training data and licence", "", *training["data"], ""]
+    lines += [
+        "## How it was made",
+        "",
+        "```bash",
+        training["command"],
+        "```",
+        "",
+        f"- commit `{training['commit']}`; {training['machine']}; fit {training['fit']}",
+        *(f"- {note}" for note in training.get("notes", [])),
+        "",
+    ]
+    lines += ["## Figures", "", *card["figures"]["intro"], "", *_table(card["figures"]["table"]), ""]
+    lines += [*(f"- {note}" for note in card["figures"].get("notes", [])), ""]
+    slices = card["slices"]
+    lines += ["## Slices", "", *slices["intro"], "", *_table(slices["table"]), ""]
+    lines += ["## Known limits", "", *(f"- {item}" for item in card["limits"]), ""]
+    weights = card["weights"]
+    lines += [
+        "## Files",
+        "",
+        *_table(
+            [["file", "bytes", "SHA-256"]]
+            + [
+                [f"`{f['file']}`", f"{f['bytes']:,}", f"`{f['sha256']}`"]
+                for f in [weights, *card.get("files", [])]
+            ]
+        ),
+        "",
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def probability_model(model: ShippedModel) -> tuple[Any, dict[str, Any]]:
+    """A shipped model's network as it predicts (:class:`~smile.models.views.ProbabilityModel`: images
+    in, probabilities out, test-time views included), in eval mode, and the metadata the Python API reads
+    (attributes, thresholds, input). Built from :mod:`smile.models` alone: no Lightning, so that
+    predicting on a photo starts quickly."""
+    from smile.models import build_network
+    from smile.models.views import ProbabilityModel
+
+    state, settings = read_weights(model)
+    hyper, data = settings["hyper_parameters"], settings["datamodule_hyper_parameters"]
+    attributes = list(hyper["attributes"])
+    net = build_network(hyper["net"], len(attributes), **(hyper.get("net_kwargs") or {}))
+    net.load_state_dict({key[4:]: value for key, value in state.items() if key.startswith("net.")})
+    views = ProbabilityModel(net, [], False, bool(hyper.get("tta")), hyper.get("tta_shifts") or ())
+    size = int(data.get("image_size", 64))
+    metadata = {
+        "attributes": attributes,
+        "thresholds": dict(zip(attributes, state["thresholds"].tolist())),
+        "input": {"shape": ["batch", 3, size, size], "crop_size": int(data["crop_size"]), "dtype": "float32"},
+        "shipped": model.name,
+    }
+    return views.eval(), metadata
