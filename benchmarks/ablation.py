@@ -1,4 +1,4 @@
-"""Ablation of the recipe of ``configs/smile-plus.yaml`` against ``configs/smile.yaml`` on real CelebA.
+"""Ablation of the ResNet recipe (``benchmarks/configs/resnet.yaml``) against the notebook's (``configs/notebook.yaml``) on real CelebA.
 
 Trains the original recipe and then each cumulative step of the new one on the same data, with a
 fixed epoch budget, and prints one table (the change, validation accuracy, training time), also
@@ -69,7 +69,7 @@ class Run:
 def recipe_runs(original_epochs: int) -> list[Run]:
     """The original recipe, then each cumulative step of the new one."""
     original = Run(
-        "original", f"configs/smile.yaml: original CNN, Adam 1e-3, batch 32 ({original_epochs} ep)"
+        "original", f"configs/notebook.yaml: original CNN, Adam 1e-3, batch 32 ({original_epochs} ep)"
     )
     bn = replace(
         original, name="original_bn", change="+ BatchNorm in the original CNN", net="original_bn", epochs=None

@@ -1,12 +1,12 @@
 """Data scaling: how validation accuracy grows with the number of training images, and how many a target needs.
 
     python benchmarks/data_scaling.py --root ../shared/celeba-sample --sizes 4000 8000 16000 \\
-        --args "--config configs/smile-plus.yaml --config configs/smile-fer.yaml" [--target 0.94] [--out runs/scaling]
+        --args "--config configs/smile.yaml" [--target 0.94] [--out runs/scaling]
 
 Runs ``python -m smile fit OPTIONS --data.subsets.train N`` once per size, one after the other (the first N
 training images, the same epochs and schedule; the whole validation split each time), and reads each fit's
 last validation accuracy (``val/acc``: Smiling's accuracy, or the mean over the attributes for
-``configs/all.yaml``) from its TensorBoard events. It fits accuracy = a + b * log2(N) by least squares and
+``configs/attributes.yaml``) from its TensorBoard events. It fits accuracy = a + b * log2(N) by least squares and
 prints b, the gain per doubling of the training images, and, with ``--target``, the N at which the line
 reaches it. That N is an extrapolation from the sizes measured, not a measurement: read it as an order of
 magnitude. ``--from-runs N=RUN_DIR ...`` builds the table from fits already made (RUN_DIR a
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="data/celeba", help="the dataset (--data.root)")
     parser.add_argument(
-        "--args", default="--config configs/smile-plus.yaml", help="the fit's options, one string"
+        "--args", default="--config configs/smile.yaml", help="the fit's options, one string"
     )
     parser.add_argument("--sizes", type=int, nargs="*", default=[4000, 8000, 16000])
     parser.add_argument("--target", type=float, help="a validation accuracy to extrapolate to, e.g. 0.94")

@@ -17,7 +17,7 @@ the best accuracy on the validation split only (``--tune-split``), then applied 
 split.
 
 Our model: a checkpoint (``--ckpt_path``, required: train one first, e.g. ``python -m smile fit --config
-configs/smile.yaml --data.root ../shared/celeba-sample``) with a ``Smiling`` output, fed the usual
+configs/notebook.yaml --data.root ../shared/celeba-sample``) with a ``Smiling`` output, fed the usual
 evaluation transform, batches of 64, called smiling at p >= 0.5.
 
 ``--pixel-reference`` adds a reference row: ridge regression on the grey pixels of the training split.

@@ -1,5 +1,5 @@
 """Parameter count and CPU inference speed of the networks (``model.net``), on 64x64 inputs (or
-``--image-size``: configs/all.yaml trains at 96).
+``--image-size``: configs/attributes.yaml trains at 112).
 
     python benchmarks/speed.py [--threads 2] [--batch 256] [--nets original resnet] [--image-size 64]
     python benchmarks/speed.py --nets --ckpt both.ckpt     # a trained model, as test and predict run it
@@ -29,8 +29,8 @@ NETS = {
     "original": ("original", {}),
     "original_bn": ("original_bn", {}),
     "resnet": ("resnet", {}),
-    "resnet_spatial": ("resnet", {"head": "spatial"}),  # configs/smile-plus.yaml
-    "mini_xception": ("mini_xception", {}),  # configs/smile-fer.yaml (fer's weights do not change its speed)
+    "resnet_spatial": ("resnet", {"head": "spatial"}),  # benchmarks/configs/resnet.yaml, configs/attributes.yaml
+    "mini_xception": ("mini_xception", {}),  # configs/smile.yaml (fer's weights do not change its speed)
     # smile ensemble of the two recipes' checkpoints
     "ensemble": (
         "ensemble",

@@ -11,7 +11,7 @@ Measures, on the training split:
   process per core, at most 8; batch size 32), and (b) the cache's loader with its crops and flips,
   one epoch each;
 - (c) a training epoch of the original CNN through Lightning with each, same model and batch size, for
-  each compute setting: float32 as ``configs/smile.yaml`` trains, and bfloat16 autocast with
+  each compute setting: float32 as ``configs/notebook.yaml`` trains, and bfloat16 autocast with
   channels-last tensors as ``configs/full.yaml`` does (where the hardware has bfloat16 units);
 - the network alone on tensors already in memory, the ceiling of (c), in the same settings.
 

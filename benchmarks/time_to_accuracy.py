@@ -2,8 +2,8 @@
 
     python benchmarks/time_to_accuracy.py --root ../shared/celeba-sample [--out runs/tta]
 
-Runs ``python -m smile fit`` twice, one after the other on the same machine: ``configs/smile.yaml``
-exactly as a user runs it (JPEG pipeline, float32, 30 epochs), then the recipe (``configs/smile-plus.yaml``).
+Runs ``python -m smile fit`` twice, one after the other on the same machine: ``configs/notebook.yaml``
+exactly as a user runs it (JPEG pipeline, float32, 30 epochs), then the ResNet recipe (``benchmarks/configs/resnet.yaml``).
 Each run's validation accuracy is read from its TensorBoard events with the wall time at which it was
 logged, measured from the command's start (so start-up, data preparation and validation count). It
 prints, for each run, the time until validation accuracy first reaches the notebook recipe's best
@@ -11,7 +11,7 @@ validation accuracy of this run (the target), the time to its own final accuracy
 PNG (``--plot``). ``--recipe-args "..."`` passes extra options to the recipe's run, as one string (e.g. a finer
 ``--trainer.val_check_interval`` to see the crossing sooner; the table says what was passed), and
 ``--leg NAME "OPTIONS"`` adds a fit after the two (repeatable), e.g. the recipe from fer's pretrained network:
-``--leg fer "--config configs/smile-plus.yaml --config configs/smile-fer.yaml"``.
+``--leg fer "--config configs/smile.yaml"``.
 
 ``--from-runs NAME=DIR@START ...`` builds the table from runs already made (DIR the run folder with the
 events, START the command's start as a Unix time), for a run whose legs could not share one sitting;
@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="../shared/celeba-sample", help="the CelebA folder")
     parser.add_argument("--out", type=Path, default=Path("runs/time-to-accuracy"), help="folder for the runs")
-    parser.add_argument("--notebook-config", default="configs/smile.yaml")
-    parser.add_argument("--recipe-config", default="configs/smile-plus.yaml")
+    parser.add_argument("--notebook-config", default="configs/notebook.yaml")
+    parser.add_argument("--recipe-config", default="benchmarks/configs/resnet.yaml")
     parser.add_argument("--notebook-args", default="", help="extra options of the notebook's fit, one string")
     parser.add_argument("--recipe-args", default="", help="extra options of the recipe's fit, one string")
     parser.add_argument(

@@ -20,6 +20,7 @@ from smile.system import AttributeClassifier
 from smile.training.recipe import build_optimizer, build_scheduler, lr_factor, smooth_targets
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RESNET = CONFIGS.parent / "benchmarks" / "configs" / "resnet.yaml"  # the ResNet recipe the benchmarks compare
 FAST = [*CLI_FAST, "--trainer.limit_test_batches", "1"]
 
 
@@ -161,14 +162,14 @@ def test_defaults_are_the_original_recipe() -> None:
     assert system.hparams.net == "original" and system.ema is None
     assert (system.hparams.optimizer, system.hparams.scheduler, system.hparams.tta) == ("adam", "none", False)
     assert system.hparams.label_smoothing == 0.0
-    config = yaml.safe_load((CONFIGS / "smile.yaml").read_text())
+    config = yaml.safe_load((CONFIGS / "notebook.yaml").read_text())
     assert config["model"] == {"net": "original", "lr": 0.001}
     assert "cache" not in config["data"] and "augment" not in config["data"]
 
 
 def test_recipe_config_fits_tests_and_checkpoints_the_average(synthetic_root: Path, tmp_path: Path) -> None:
     os.chdir(tmp_path)
-    args = ["fit", "--config", str(CONFIGS / "smile-plus.yaml"), "--data.root", str(synthetic_root)]
+    args = ["fit", "--config", str(RESNET), "--data.root", str(synthetic_root)]
     args += ["--trainer.max_epochs", "2", "--trainer.precision", "32", "--test_after_fit", "true", *FAST]
     args += ["--model.ema_decay", "0.995"]  # the config leaves the average off; check it is checkpointed
     assert main(args) == 0
@@ -196,32 +197,19 @@ def test_options_in_a_fast_dev_run(synthetic_root: Path, tmp_path: Path, schedul
     assert main(args) == 0
 
 
-def overlaid(name: str, capsys: pytest.CaptureFixture) -> tuple[dict, dict, dict]:
-    """The recipe with ``configs/<name>`` given after it, as the CLI merges them, and the two files."""
-    configs = Path(__file__).resolve().parents[1] / "configs"
+def resolved(capsys: pytest.CaptureFixture, *names: str) -> dict:
+    """``configs/<names>`` given in turn, as the CLI merges them (``fit --print_config``)."""
+    args = [arg for name in names for arg in ("--config", str(CONFIGS / name))]
     with pytest.raises(SystemExit):
-        main(
-            [
-                "fit",
-                "--config",
-                str(configs / "smile-plus.yaml"),
-                "--config",
-                str(configs / name),
-                "--print_config",
-            ]
-        )
-    merged = yaml.safe_load(capsys.readouterr().out)
-    recipe = yaml.safe_load((configs / "smile-plus.yaml").read_text())
-    return merged, recipe, yaml.safe_load((configs / name).read_text())
+        main(["fit", *args, "--print_config"])
+    return yaml.safe_load(capsys.readouterr().out)
 
 
 def test_full_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
     """configs/full.yaml holds only what full CelebA changes; everything else comes from the recipe."""
-    merged, recipe, overlay = overlaid("full.yaml", capsys)
-    assert merged["model"]["net_kwargs"] == recipe["model"]["net_kwargs"]
-    for key in ("net", "optimizer", "lr", "scheduler", "warmup_epochs", "tta"):
-        assert merged["model"][key] == recipe["model"][key], key
-    assert "model" not in overlay
+    merged, recipe = resolved(capsys, "smile.yaml", "full.yaml"), resolved(capsys, "smile.yaml")
+    overlay = yaml.safe_load((CONFIGS / "full.yaml").read_text())
+    assert "model" not in overlay and merged["model"] == recipe["model"]
     assert merged["trainer"]["max_epochs"] == overlay["trainer"]["max_epochs"]
     assert merged["data"]["batch_size"] == overlay["data"]["batch_size"]
     assert merged["data"]["cache"] is True
@@ -245,36 +233,59 @@ def test_bfloat16_on_a_cpu_without_it_is_flagged(monkeypatch: pytest.MonkeyPatch
     assert devices.cpu_precision("cpu", "bf16-mixed") == ("bf16-mixed", None)
 
 
-def test_all_attributes_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
-    """configs/all.yaml holds only what 40 outputs change; the network, optimiser and data come from the recipe."""
-    merged, recipe, overlay = overlaid("all.yaml", capsys)
-    for key in ("net", "optimizer", "lr", "scheduler", "warmup_epochs", "weight_decay"):
-        assert merged["model"][key] == recipe["model"][key], key
-    changed = {
-        k: v for k, v in merged["model"]["net_kwargs"].items() if recipe["model"]["net_kwargs"].get(k) != v
-    }
-    assert changed == {"head_channels": 64}
-    assert merged["model"]["threshold_criterion"] == overlay["model"]["threshold_criterion"] == "f1"
-    assert merged["data"]["attributes"] == "all" and merged["data"]["cache"] is True
-    assert merged["model"]["tta"] is True and recipe["model"]["tta"] is False
-    assert merged["model"]["tta_shifts"] == [-0.1, -0.05, 0.05, 0.1] and not recipe["model"].get("tta_shifts")
-    assert set(overlay["data"]) == {"attributes", "image_size"} and merged["data"]["image_size"] == 112
-    assert merged["trainer"]["max_epochs"] == 20 and merged["trainer"]["precision"] == "bf16-mixed"
+#: Where configs/smile.yaml and configs/attributes.yaml differ, by design; every other setting they both
+#: give must agree, so that the two recipes cannot drift apart.
+RECIPE_DIFFERENCES = {
+    "model.net", "model.net_kwargs", "model.warmup_epochs", "model.tta_shifts", "model.threshold_criterion",
+    "data.attributes", "data.image_size", "data.crop_size",
+    "trainer.max_epochs", "trainer.precision", "trainer.check_val_every_n_epoch",
+}  # fmt: skip
+
+
+def _settings(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key in ("trainer", "model", "data"):
+            flat.update(_settings(value, f"{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def test_smiling_and_attribute_recipes_share_their_settings(capsys: pytest.CaptureFixture) -> None:
+    smiling, attributes = resolved(capsys, "smile.yaml"), resolved(capsys, "attributes.yaml")
+    a, b = _settings(smiling), _settings(attributes)
+    drifted = {key: (a[key], b[key]) for key in a.keys() & b.keys() - RECIPE_DIFFERENCES if a[key] != b[key]}
+    assert not drifted, f"set apart in one recipe only: {drifted}"
+    for name in ("smile.yaml", "attributes.yaml"):  # each file stands alone and says what it shares
+        given = _settings(yaml.safe_load((CONFIGS / name).read_text()))
+        for key in ("model.optimizer", "model.lr", "model.weight_decay", "model.scheduler", "data.batch_size"):
+            assert key in given, (name, key)
+    assert smiling["model"]["net"] == "mini_xception" and smiling["model"]["net_kwargs"] == {"pretrained": "fer"}
+    assert smiling["model"]["warmup_epochs"] == 0.1 and smiling["model"]["tta"] is True
+    assert not smiling["model"]["tta_shifts"]  # the mirror alone: 2 passes, not 10
+    assert (smiling["data"]["crop_size"], smiling["data"]["image_size"]) == (138, 64)
+    assert attributes["model"]["net_kwargs"]["head_channels"] == 64
+    assert attributes["model"]["threshold_criterion"] == "f1" and attributes["data"]["attributes"] == "all"
+    assert attributes["model"]["tta_shifts"] == [-0.1, -0.05, 0.05, 0.1]
+    assert (attributes["data"]["image_size"], attributes["trainer"]["precision"]) == (112, "bf16-mixed")
     # validation (10 views) every 4 epochs, and so after the last one, whose thresholds the checkpoint ships
-    every = merged["trainer"]["check_val_every_n_epoch"]
-    assert every == 4 and merged["trainer"]["max_epochs"] % every == 0
+    every = attributes["trainer"]["check_val_every_n_epoch"]
+    assert every == 4 and attributes["trainer"]["max_epochs"] % every == 0
 
 
-def test_fer_config_is_an_overlay_on_the_recipe(capsys: pytest.CaptureFixture) -> None:
-    """configs/smile-fer.yaml changes the network, its warm-up and the face window; the rest is the recipe's."""
-    merged, recipe, overlay = overlaid("smile-fer.yaml", capsys)
-    assert merged["model"]["net"] == "mini_xception" and merged["model"]["net_kwargs"] == {
-        "pretrained": "fer"
-    }
-    for key in ("optimizer", "lr", "scheduler", "weight_decay", "channels_last"):
-        assert merged["model"][key] == recipe["model"][key], key
-    assert merged["model"]["warmup_epochs"] == 0.1
-    assert merged["model"]["tta"] is True and not merged["model"].get("tta_shifts")  # 2 passes, not 10
-    assert set(overlay["data"]) == {"crop_size"} and merged["data"]["crop_size"] == 138
-    assert merged["data"]["image_size"] == recipe["data"]["image_size"] == 64
-    assert merged["trainer"]["max_epochs"] == recipe["trainer"]["max_epochs"]
+def test_every_config_runs_alone_in_a_fast_dev_run(synthetic_root: Path, tmp_path: Path) -> None:
+    """Each config with one --config (and the data and speed flags of a smoke test)."""
+    os.chdir(tmp_path)
+    for name in ("smile.yaml", "notebook.yaml", "attributes.yaml", "demo.yaml"):
+        args = ["fit", "--config", str(CONFIGS / name), "--data.root", str(synthetic_root)]
+        args += ["--trainer.fast_dev_run", "true", "--trainer.precision", "32-true", *FAST]
+        assert main([*args, "--data.synthetic_images", "null"]) == 0, name
+
+
+def test_configs_comment_only_what_would_surprise() -> None:
+    """At most 40 comment lines across the configs: the reasons live in docs/recipe.md."""
+    comments = sum(
+        1 for path in CONFIGS.glob("*.yaml") for line in path.read_text().splitlines() if "#" in line
+    )
+    assert comments <= 40, comments
