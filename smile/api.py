@@ -267,8 +267,7 @@ def load(
     torch_device = _device(device)
     path = Path(source)
     if path.suffix == ".onnx":
-        if not path.is_file():
-            raise SmileError(f"{path}: no such ONNX file")
+        path = resolve_checkpoint(source)  # a file, or best.onnx / last.onnx: the newest run's export
         from smile.export import read_metadata
 
         network, metadata, backend = _onnx_network(path, torch_device), read_metadata(path), "onnx"

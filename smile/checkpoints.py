@@ -19,6 +19,8 @@ from smile.errors import CheckpointError
 
 LOG_ROOT = Path("lightning_logs")
 ALIASES = {"best": "best.ckpt", "best.ckpt": "best.ckpt", "last": "last.ckpt", "last.ckpt": "last.ckpt"}
+# an exported file lies beside its checkpoint (smile export): best.onnx is the newest run's export of best
+ALIASES.update({name: name for name in ("best.onnx", "last.onnx", "best.pt2", "last.pt2")})
 
 
 def resolve_checkpoint(value: str | Path, log_root: str | Path = LOG_ROOT) -> Path:
@@ -204,3 +206,22 @@ def run_folder(checkpoint: str | Path) -> RunFolder | None:
     if save_dir.is_relative_to(Path.cwd()):  # as the trainer wrote it, so resumed callbacks match their paths
         save_dir = Path(os.path.relpath(save_dir))
     return RunFolder(save_dir=save_dir, name=version.parent.name, version=version.name)
+
+
+def trained_weights(source: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The weights a trained model predicts with, as ``net.*`` and ``thresholds``, and its model
+    hyper-parameters: a shipped model's (by name), or a checkpoint's (its averaged weights where it kept an
+    EMA). What ``model.init`` starts a fit from."""
+    from smile.shipped import read_weights, shipped
+
+    model = shipped(str(source))
+    if model is not None:
+        state, settings = read_weights(model)
+        return state, settings["hyper_parameters"]
+    checkpoint = load_checkpoint(resolve_checkpoint(source))
+    state = checkpoint["state_dict"]
+    prefix = "ema.module." if any(key.startswith("ema.module.") for key in state) else "net."
+    weights = {"net." + key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    if "thresholds" in state:
+        weights["thresholds"] = state["thresholds"]
+    return weights, checkpoint_settings(checkpoint).model

@@ -66,7 +66,7 @@ def shipped_models() -> dict[str, ShippedModel]:
 
 def shipped(name: str | os.PathLike) -> ShippedModel | None:
     """The shipped model called ``name``, or ``None`` (not a name, or a file of that name exists here)."""
-    if not isinstance(name, str) or name not in NAMES or Path(name).exists():
+    if not isinstance(name, str) or name not in NAMES or Path(name).is_file():
         return None
     model = shipped_models().get(name)
     if model is None:
@@ -120,12 +120,11 @@ def checkpoint_dict(state: dict[str, Any], settings: dict[str, Any]) -> dict[str
 
 
 def cache_folder() -> Path:
-    """Where checkpoints written from shipped models are kept: ``$SMILE_CACHE``, else
-    ``$XDG_CACHE_HOME/smile``, else ``~/.cache/smile``; ``models/`` under it."""
-    base = os.environ.get("SMILE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "smile"
-    )
-    return Path(base) / "models"
+    """Where checkpoints written from shipped models are kept: ``models/`` in smile's user cache
+    (:func:`smile.data.cache.user_cache_home`)."""
+    from smile.data.cache import user_cache_home
+
+    return user_cache_home() / "models"
 
 
 def checkpoint_file(model: ShippedModel) -> Path:
@@ -145,46 +144,6 @@ def checkpoint_file(model: ShippedModel) -> Path:
     return path
 
 
-def write_shipped(checkpoint: dict[str, Any], name: str, out: Path, provenance: dict[str, Any]) -> Path:
-    """Write a trained checkpoint as the shipped model ``name`` (``out/NAME.safetensors``): the weights
-    the model evaluates with (the averaged ones where it kept an EMA), its thresholds, and its settings
-    with ``provenance`` (the command, commit and data that made it) in the header."""
-    from safetensors.torch import save
-
-    from smile.checkpoints import checkpoint_settings
-    from smile.io import atomic_write
-    from smile.restore import classifier
-
-    settings = checkpoint_settings(checkpoint)
-    model = classifier(checkpoint)
-    state = {f"net.{key}": value for key, value in model.evaluation_net.state_dict().items()}
-    state["thresholds"] = model.thresholds
-    state = {key: value.detach().contiguous().clone() for key, value in state.items()}
-    hyper = {**settings.model, "ema_decay": None, "compile": False}
-    data = {
-        **settings.data,
-        "root": "data/celeba",
-        "cache": False,
-        "cache_dir": None,
-        "synthetic_images": None,
-    }
-    header = {
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "hyper_parameters": hyper,
-        "datamodule_hyper_parameters": data,
-        "epoch": checkpoint.get("epoch"),
-        "global_step": checkpoint.get("global_step"),
-        "pytorch-lightning_version": checkpoint.get("pytorch-lightning_version"),
-        "provenance": provenance,
-    }
-    payload = save(dict(sorted(state.items())), metadata={METADATA_KEY: json.dumps(header, sort_keys=True)})
-    path = out / f"{name}.safetensors"
-    with atomic_write(path, "wb") as handle:
-        handle.write(payload)
-    return path
-
-
 def _table(rows: list[list[Any]]) -> list[str]:
     head, *body = rows
     lines = ["| " + " | ".join(map(str, head)) + " |", "| " + " | ".join("---" for _ in head) + " |"]
@@ -194,11 +153,11 @@ def _table(rows: list[list[Any]]) -> list[str]:
 def card_markdown(card: dict[str, Any]) -> str:
     """A model card as Markdown: what ``smile models NAME`` prints and ``docs/models/NAME.md`` holds."""
     lines = [f"# Model card: `{card['name']}`", "", card["summary"], ""]
-    lines += ["## What it is", "", *card["what"], ""]
+    lines += ["## What it is", "", "\n\n".join(card["what"]), ""]
     lines += ["## Intended use", "", *(f"- {item}" for item in card["intended_use"]), ""]
     lines += ["Not for:", "", *(f"- {item}" for item in card["not_for"]), ""]
     training = card["training"]
-    lines += ["## Training data and licence", "", *training["data"], ""]
+    lines += ["## Training data and licence", "", "\n\n".join(training["data"]), ""]
     lines += [
         "## How it was made",
         "",
@@ -210,10 +169,17 @@ def card_markdown(card: dict[str, Any]) -> str:
         *(f"- {note}" for note in training.get("notes", [])),
         "",
     ]
-    lines += ["## Figures", "", *card["figures"]["intro"], "", *_table(card["figures"]["table"]), ""]
+    lines += [
+        "## Figures",
+        "",
+        "\n\n".join(card["figures"]["intro"]),
+        "",
+        *_table(card["figures"]["table"]),
+        "",
+    ]
     lines += [*(f"- {note}" for note in card["figures"].get("notes", [])), ""]
     slices = card["slices"]
-    lines += ["## Slices", "", *slices["intro"], "", *_table(slices["table"]), ""]
+    lines += ["## Slices", "", "\n\n".join(slices["intro"]), "", *_table(slices["table"]), ""]
     lines += ["## Known limits", "", *(f"- {item}" for item in card["limits"]), ""]
     weights = card["weights"]
     lines += [

@@ -432,4 +432,4 @@ def test_a_tighter_window_travels_with_the_checkpoint(synthetic_root: Path, tmp_
     _, metadata = load_for_export(checkpoint)
     assert metadata["input"]["crop_size"] == 120
     assert "central 120x120 crop (rows 49-168 of the 218)" in metadata["preprocessing"]
-    assert metadata["image_transform"][0].startswith("CenterCrop(size=(120, 120))")
+    assert metadata["image_transform"] == ["CentreWindow(image_size=64, crop_size=120)"]

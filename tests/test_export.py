@@ -88,7 +88,7 @@ def test_exported_model_matches_the_checkpoint(
         "value_range": [0.0, 1.0],
     }
     assert "central 178x178 crop" in metadata["preprocessing"]
-    assert metadata["image_transform"][0].startswith("CenterCrop(size=(178, 178))")
+    assert metadata["image_transform"] == ["CentreWindow(image_size=64, crop_size=178)"]
     assert metadata["checkpoint"]["file"] == smiling_checkpoint.name
     assert metadata["producer"]["exporter"] == "torch.export"
 

@@ -20,6 +20,7 @@ from smile.data.synthetic import (
     ANNOTATION_FILES,
     IMAGE_DIR,
     LANDMARK_NAMES,
+    MARKER_FILE,
     generate_dataset,
     is_complete,
     render_face,
@@ -56,7 +57,8 @@ def _with(params: synthetic.FaceParams, **labels: bool) -> synthetic.FaceParams:
 
 def test_layout_and_images(dataset: Path) -> None:
     assert is_complete(dataset)
-    assert sorted(p.name for p in dataset.iterdir()) == sorted([IMAGE_DIR, *ANNOTATION_FILES])
+    assert sorted(p.name for p in dataset.iterdir()) == sorted([IMAGE_DIR, *ANNOTATION_FILES, MARKER_FILE])
+    assert synthetic.is_synthetic(dataset)  # a model trained on it records that its faces are drawn
     names = sorted(os.listdir(dataset / IMAGE_DIR))
     assert names == [f"{i:06d}.jpg" for i in range(1, N + 1)]
     for name in names[:10]:

@@ -18,9 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+
     from smile.shipped import card_markdown, shipped_models
 
-    args = build_parser().parse_args(argv)
     models = shipped_models()
     if args.name is None:
         width = max((len(name) for name in models), default=0) + 2

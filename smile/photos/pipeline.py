@@ -13,13 +13,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision.transforms import functional as F
 
 from smile.data.celeba import CROP_SIZE
-from smile.data.pil_transforms import eval_transform, split_transform
+from smile.data.pil_transforms import CentreWindow
 from smile.errors import DataError
 from smile.faces.aligner import Face
 from smile.faces.images import ImageInput, celeba_frame, reason, to_image
@@ -55,8 +55,7 @@ class PhotoPipeline:
         self.image_size, self.crop_size = image_size, crop_size
         self.options = options or FaceOptions()
         self.aligned, self.uint8 = aligned, uint8
-        # the steps after ToTensor, if any, are the network's own (models.views.ProbabilityModel)
-        self._image_steps = split_transform(eval_transform(image_size, crop_size))[0]
+        self._window = CentreWindow(image_size, crop_size)  # the evaluation transform's, before ToTensor
         self._local = threading.local()
 
     def aligner(self):
@@ -110,10 +109,6 @@ class PhotoPipeline:
         size = (len(crops), 3, self.image_size, self.image_size)
         if not crops:
             return torch.zeros(size, dtype=torch.uint8 if self.uint8 else torch.float32)
-        pixels = []
-        for crop in crops:
-            for step in self._image_steps:
-                crop = step(crop)
-            pixels.append(F.pil_to_tensor(crop))
-        batch = torch.stack(pixels)
+        pixels = np.stack([np.asarray(self._window(crop.convert("RGB"))) for crop in crops])
+        batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
         return batch if self.uint8 else batch.float().div(255.0)  # as ToTensor does
