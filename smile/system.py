@@ -16,8 +16,9 @@ from torch import Tensor
 from torch.nn import functional as F
 from torchmetrics import Metric
 
-from smile.data.celeba import resolve_attributes
+from smile.data.celeba import CELEBA_ATTRIBUTES, resolve_attributes
 from smile.devices import slow_precision_message
+from smile.distributed import say
 from smile.errors import CheckpointError, OptionError
 from smile.evaluation.metrics import (
     EpochOutputs,
@@ -38,6 +39,19 @@ from smile.training.recipe import (
     positive_weights,
     smooth_targets,
 )
+
+
+def attribute_names(names: Sequence[str] | str) -> list[str]:
+    """The model's attributes: CelebA's (``all`` means the 40; names that are all CelebA's are checked
+    and spelt as CelebA spells them), or any other names, for a model trained on your own labelled photos
+    (the data module checks those against its labels)."""
+    listed = [names] if isinstance(names, str) else list(names)
+    lowered = {name.lower() for name in CELEBA_ATTRIBUTES} | {"all"}
+    if not listed or all(str(name).lower() in lowered for name in listed):
+        return resolve_attributes(listed)
+    if len(set(listed)) != len(listed) or not all(isinstance(name, str) and name for name in listed):
+        raise OptionError(f"model.attributes {listed}: give distinct, non-empty names")
+    return listed
 
 
 class AttributeClassifier(pl.LightningModule):
@@ -76,6 +90,10 @@ class AttributeClassifier(pl.LightningModule):
         positive_weight: weigh each attribute's positive images in the loss by ``negatives / positives``
             of the training split (``balanced``) or its square root (``sqrt``), so that rare attributes
             are not learnt as "always absent"; ``null``: plain BCE.
+        init: start a fit from a trained model: a shipped model's name (``smiling``, ``attributes``) or a
+            checkpoint. Its weights replace this network's where they fit: all of them when it predicts
+            the same attributes with the same network (its decision thresholds too, tuned again on the new
+            validation split with ``threshold_criterion``), all but the head otherwise.
     """
 
     def __init__(
@@ -96,10 +114,11 @@ class AttributeClassifier(pl.LightningModule):
         compile: bool = False,
         threshold_criterion: Literal["acc", "balanced_acc", "f1"] | None = None,
         positive_weight: Literal["balanced", "sqrt"] | None = None,
+        init: str | None = None,
     ) -> None:
         super().__init__()
         # The CLI links the data module's resolved list here; names are checked again for Python callers
-        attributes = self.attributes = resolve_attributes(attributes)
+        attributes = self.attributes = attribute_names(attributes)
         check_shifts(tta_shifts)
         self.save_hyperparameters()
         self.net = build_network(net, len(self.attributes), **(net_kwargs or {}))
@@ -133,12 +152,17 @@ class AttributeClassifier(pl.LightningModule):
             self.net.compile()
 
     def setup(self, stage: str) -> None:
+        # Before a resumed fit restores its checkpoint, which then replaces these weights; test and predict
+        # build the network from the checkpoint alone, so they never need the pretrained file or model.
         if stage == "fit" and hasattr(self.net, "load_pretrained"):
-            # Before a resumed fit restores its checkpoint, which then replaces these weights; test and
-            # predict build the network from the checkpoint alone, so they never need the pretrained file.
             self.net.load_pretrained()
-            if self.ema is not None:
-                self.ema.module.load_state_dict(self.net.state_dict())
+        if stage == "fit" and self.hparams.get("init"):
+            say(self.start_from(self.hparams.init))
+        if stage == "fit" and self.ema is not None:
+            self.ema.module.load_state_dict(self.net.state_dict())
+        size = getattr(getattr(self.trainer, "datamodule", None), "hparams", {}).get("image_size")
+        if size:  # the model summary's FLOPs and sizes come from a forward pass of this
+            self.example_input_array = torch.zeros(1, 3, int(size), int(size))
         scheme = self.hparams.get("positive_weight")
         if stage != "fit" or scheme is None:
             return
@@ -150,6 +174,34 @@ class AttributeClassifier(pl.LightningModule):
             )
         rates = torch.as_tensor(datamodule.positive_rates("train", self.attributes), dtype=torch.float32)
         self.positive_weights = positive_weights(rates, scheme).to(self.device)
+
+    def start_from(self, source: str) -> str:
+        """Load the weights of the trained model ``source`` where they fit (``model.init``); returns what
+        was taken. Raises an :class:`OptionError` when its network is another than this one."""
+        from smile.checkpoints import trained_weights
+
+        weights, hyper = trained_weights(source)
+        own = self.state_dict()
+        same_attributes = list(hyper.get("attributes", [])) == self.attributes
+        taken = {
+            key: value
+            for key, value in weights.items()
+            if key in own and own[key].shape == value.shape and (key != "thresholds" or same_attributes)
+        }
+        body = [key for key in own if key.startswith("net.") and not key.startswith("net.head.")]
+        if hyper.get("net") != self.hparams.net or any(key not in taken for key in body):
+            raise OptionError(
+                f"model.init {source}: its network ({hyper.get('net')}, {hyper.get('net_kwargs')}) is not "
+                f"this run's ({self.hparams.net}, {self.hparams.net_kwargs}); start from a model of the same "
+                "network (smiling: configs/smile.yaml; attributes: configs/attributes.yaml)"
+            )
+        self.load_state_dict(taken, strict=False)
+        if same_attributes:
+            return f"model.init: started from {source}, all its weights and its decision thresholds"
+        return (
+            f"model.init: started from {source}, all but the head: it predicts {list(hyper.get('attributes', []))}, "
+            f"this model {self.attributes}"
+        )
 
     def on_fit_start(self) -> None:
         message = slow_precision_message(self.trainer.precision, self.device.type)
@@ -204,6 +256,8 @@ class AttributeClassifier(pl.LightningModule):
         self.log(
             f"{stage}/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=float(len(images))
         )
+        if stage == "train":  # the progress bar's running loss (the logged curve is per epoch, above)
+            self.log("loss", loss, on_step=True, prog_bar=True, logger=False, batch_size=float(len(images)))
         return loss
 
     def _log_epoch(self, stage: str) -> None:
@@ -220,6 +274,8 @@ class AttributeClassifier(pl.LightningModule):
             if stage != "train":
                 for name, value in zip(self.attributes, per_attribute):
                     self.log(f"{stage}/{name}/{metric}", value)
+        if stage in ("train", "val"):  # the progress bar's accuracy of the last epoch and validation
+            self.log(f"{stage}_acc", values["acc"].nanmean(), prog_bar=True, logger=False)
         self._stats(stage).reset()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

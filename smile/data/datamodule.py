@@ -31,6 +31,7 @@ from smile.data.dataset import ImageAttributes
 from smile.data.layouts import (
     SPLITS,
     STAGE_SPLITS,
+    AttributeTable,
     CelebALayout,
     detect_layout,
     read_attributes,
@@ -38,6 +39,15 @@ from smile.data.layouts import (
     read_partition,
     split_files,
     splits_for,
+)
+from smile.data.photo_layouts import (
+    DEFAULT_SPLIT,
+    PhotoLayout,
+    PhotoOptions,
+    align_photos,
+    assign_splits,
+    is_photo_layout,
+    read_photo_layout,
 )
 from smile.data.pil_transforms import eval_transform, train_transform
 from smile.data.sampling import (
@@ -50,6 +60,7 @@ from smile.data.sampling import (
     train_position,
 )
 from smile.errors import DataError
+from smile.faces.options import FaceOptions
 
 #: Mixed into the seed of the batch augmentation's generator, apart from the training step's stream.
 _AUGMENT_STREAM = 0x617567
@@ -158,6 +169,9 @@ class CelebADataModule(pl.LightningDataModule):
             ``~/.cache/smile``).
         synthetic_images: when set and ``root`` holds no dataset, generate a synthetic CelebA-format
             dataset of this many images there first (the demo's way of running without downloads).
+        photos: for your own labelled photos (class folders or a CSV under ``root``, see
+            :mod:`smile.data.photo_layouts`): the positive class folder, the split's shares and seed when
+            the layout names no split, and the alignment's detector, minimum face and no-face rule.
     """
 
     def __init__(
@@ -173,12 +187,19 @@ class CelebADataModule(pl.LightningDataModule):
         cache: bool = False,
         cache_dir: str | None = None,
         synthetic_images: int | None = None,
+        photos: PhotoOptions | None = None,
     ) -> None:
         super().__init__()
-        # Resolved once, here ("all" -> the 40); the CLI links this list to the model. The saved
-        # hyper-parameters hold it too: under LightningCLI they are first saved as given ("all"), and
-        # Lightning refuses to log hyper-parameters that the model and the data module hold differently.
-        self.attributes = resolve_attributes(attributes)
+        # Resolved once, here ("all" -> the 40, or a CSV's columns); the CLI links this list to the model.
+        # The saved hyper-parameters hold it too: under LightningCLI they are first saved as given ("all"),
+        # and Lightning refuses to log hyper-parameters that the model and the data module hold differently.
+        self.photo_options: PhotoOptions = dict(photos or {})  # type: ignore[assignment]
+        self.photo_layout = (
+            read_photo_layout(root, attributes, self.photo_options) if is_photo_layout(root) else None
+        )
+        self.attributes = (
+            self.photo_layout.names if self.photo_layout is not None else resolve_attributes(attributes)
+        )
         self.save_hyperparameters()
         self.save_hyperparameters({**self.hparams, "attributes": self.attributes})
         self.subsets: dict[str, int] = dict(subsets or {})
@@ -233,12 +254,21 @@ class CelebADataModule(pl.LightningDataModule):
                     f"file marks no image {SPLITS[split]} ({split})"
                 )
 
+    def face_options(self) -> FaceOptions:
+        """How your own photos are aligned (``photos``'s detector, minimum face and no-face rule)."""
+        keys = ("detector", "min_face", "no_face")
+        return FaceOptions(**{key: self.photo_options[key] for key in keys if key in self.photo_options})
+
     def _load_splits(self) -> None:
         """Read the annotations and build a dataset for each split that has images (a split may be empty:
         a test-only folder serves test and predict; each command checks the splits it needs)."""
-        self.layout = detect_layout(self.root)
-        table = self.table = read_attributes(self.layout.attributes)
-        splits = split_files(table, read_partition(self.layout.partition), self.layout.partition)
+        if self.photo_layout is not None:
+            splits = self._load_photos(self.photo_layout)
+        else:
+            self.layout = detect_layout(self.root)
+            self.table = read_attributes(self.layout.attributes)
+            splits = split_files(self.table, read_partition(self.layout.partition), self.layout.partition)
+        table = self.table
         labels = table.columns(self.attributes)
         for split, rows in splits.items():
             rows = rows[: self.subsets[split]] if split in self.subsets else rows
@@ -252,6 +282,28 @@ class CelebADataModule(pl.LightningDataModule):
                 else eval_transform(self.hparams.image_size, self.hparams.crop_size)
             )
             self.datasets[split] = ImageAttributes(self.layout.images, files, labels[rows], transform)
+
+    def _load_photos(self, photos: PhotoLayout) -> dict[str, np.ndarray]:
+        """Your own photos: split (the layout's, or a seeded one), aligned once into the cache folder,
+        and served from there like CelebA's aligned images."""
+        options = self.photo_options
+        codes = assign_splits(photos, options.get("split", DEFAULT_SPLIT), options.get("seed", 0))
+        aligned = align_photos(
+            photos, resolve_cache_dir(self.root, self.hparams.cache_dir), self.face_options()
+        )
+        self.table = AttributeTable(
+            files=aligned.files, labels=photos.labels[aligned.rows], names=photos.names
+        )
+        self.layout = CelebALayout(
+            name=photos.kind, images=aligned.images, attributes=photos.source, partition=photos.source
+        )
+        if photos.groups is not None:
+            people = {group: number for number, group in enumerate(sorted(set(photos.groups)))}
+            self._identities = {
+                name: people[photos.groups[row]] for name, row in zip(aligned.files, aligned.rows)
+            }
+        kept = codes[aligned.rows]
+        return {split: np.flatnonzero(kept == code) for split, code in SPLITS.items()}
 
     def split_cache(self, split: str):
         """The decoded cache of ``split`` (a :class:`smile.data.cache.DecodedCache`), built if need be."""
@@ -356,7 +408,7 @@ class CelebADataModule(pl.LightningDataModule):
         ``identity_CelebA.txt``; ``None`` when the copy has no identity file."""
         if self.layout is None or self.table is None or split not in self.split_rows:
             raise RuntimeError("call setup() first")
-        if self.layout.identity is None:
+        if self.layout.identity is None and self._identities is None:
             return None
         if self._identities is None:  # read on first use: only the report and benchmarks need it
             self._identities = read_identities(self.layout.identity)
@@ -372,4 +424,5 @@ class CelebADataModule(pl.LightningDataModule):
             raise RuntimeError("call setup() first")
         rows = self.split_rows[split]
         files = [self.layout.images / self.table.files[i] for i in rows]
-        return files, self.table.columns(resolve_attributes(list(names)))[rows]
+        names = list(names) if self.photo_layout is not None else resolve_attributes(list(names))
+        return files, self.table.columns(names)[rows]

@@ -13,6 +13,7 @@ Identity, bounding-box and landmark files are optional everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,14 +159,16 @@ def _rows(path: Path) -> list[tuple[int, list[str]]]:
 
 @dataclass(frozen=True)
 class AttributeTable:
-    """The rows of an attribute file: file names and 0/1 labels for all 40 attributes."""
+    """The rows of an attribute file: file names and 0/1 labels for all its attributes (CelebA's 40, or
+    the columns of your own photos' labels)."""
 
     files: list[str]
-    labels: np.ndarray  # (N, 40) uint8, 1 where the file has +1
+    labels: np.ndarray  # (N, len(names)) uint8, 1 where the file has the attribute
+    names: Sequence[str] = CELEBA_ATTRIBUTES
 
     def columns(self, names: list[str]) -> np.ndarray:
         """The 0/1 label columns for ``names``, looked up by name (never by position)."""
-        index = [CELEBA_ATTRIBUTES.index(name) for name in names]
+        index = [list(self.names).index(name) for name in names]
         return self.labels[:, index]
 
 

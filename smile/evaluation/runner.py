@@ -19,8 +19,9 @@ from smile.checkpoints import load_checkpoint
 from smile.data.celeba import resolve_attributes
 from smile.data.dataset import load_rgb
 from smile.errors import CheckpointError, SmileError
+from smile.evaluation import DEFAULT_GROUPS
 from smile.evaluation.curves import read_curves
-from smile.evaluation.report import DEFAULT_GROUPS, Predictions, tuning_note, write_report
+from smile.evaluation.report import Predictions, tuning_note, write_report
 from smile.evaluation.thresholds import MIN_TUNE_COUNT, model_thresholds
 from smile.io import fresh_path
 
@@ -74,6 +75,8 @@ def split_predictions(
         )
     files = files[:count]
     group_labels = {}
+    available = getattr(getattr(datamodule, "table", None), "names", None)
+    groups = [name for name in groups if available is None or name in available]  # your photos may lack them
     if groups:
         _, columns = datamodule.split_annotations(split, list(groups))
         group_labels = {name: columns[:count, k] for k, name in enumerate(groups)}

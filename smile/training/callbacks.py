@@ -1,5 +1,6 @@
 """Callbacks the CLI adds to every run: the predictions CSV (:class:`PredictionWriter`), the run's config
-and environment record (:class:`SaveRunConfig`) and the ``last.ckpt`` that resumes use (:class:`LastCheckpoint`)."""
+and environment record (:class:`SaveRunConfig`) and the ``last.ckpt`` that resumes use (:class:`LastCheckpoint`);
+and one a config may add, :class:`FreezeBackbone`, for fine-tuning a trained model."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import yaml
-from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
+from pytorch_lightning.callbacks import BasePredictionWriter, Callback, ModelCheckpoint
 from pytorch_lightning.cli import SaveConfigCallback
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -179,3 +180,20 @@ class LastCheckpoint(ModelCheckpoint):
         ):
             self._save_last_now(trainer)
             rank_zero_info(f"Saved {self.best_model_path} before stopping")
+
+
+class FreezeBackbone(Callback):
+    """Fine-tuning: train only the network's head (``net.head``) for the first ``epochs`` epochs, then all
+    of it. The optimiser holds every parameter from the start; a frozen one gets no gradient, so the
+    optimiser leaves it (and its weight decay) alone until it thaws."""
+
+    def __init__(self, epochs: int = 1) -> None:
+        if epochs < 0:
+            raise ValueError(f"epochs is {epochs}: give 0 or more")
+        self.epochs = epochs
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        frozen = trainer.current_epoch < self.epochs
+        for name, parameter in pl_module.net.named_parameters():
+            if not name.startswith("head."):
+                parameter.requires_grad_(not frozen)
