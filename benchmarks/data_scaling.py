@@ -101,9 +101,7 @@ def from_run(spec: str) -> Point:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="data/celeba", help="the dataset (--data.root)")
-    parser.add_argument(
-        "--args", default="--config configs/smile.yaml", help="the fit's options, one string"
-    )
+    parser.add_argument("--args", default="--config configs/smile.yaml", help="the fit's options, one string")
     parser.add_argument("--sizes", type=int, nargs="*", default=[4000, 8000, 16000])
     parser.add_argument("--target", type=float, help="a validation accuracy to extrapolate to, e.g. 0.94")
     parser.add_argument("--out", default="runs/scaling", help="one folder per fit")

@@ -29,7 +29,10 @@ NETS = {
     "original": ("original", {}),
     "original_bn": ("original_bn", {}),
     "resnet": ("resnet", {}),
-    "resnet_spatial": ("resnet", {"head": "spatial"}),  # benchmarks/configs/resnet.yaml, configs/attributes.yaml
+    "resnet_spatial": (
+        "resnet",
+        {"head": "spatial"},
+    ),  # benchmarks/configs/resnet.yaml, configs/attributes.yaml
     "mini_xception": ("mini_xception", {}),  # configs/smile.yaml (fer's weights do not change its speed)
     # smile ensemble of the two recipes' checkpoints
     "ensemble": (

@@ -16,9 +16,9 @@ PROG = "smile"
 #: the exit status, its one-line help). A new command is one line here; ``smile --help`` lists them in
 #: this order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fit": ("smile.commands.lightning:fit", "Train a model (try: smile fit --config configs/demo.yaml)"),
-    "validate": ("smile.commands.lightning:validate", "Evaluate a checkpoint on the validation split"),
-    "test": ("smile.commands.lightning:test", "Evaluate a checkpoint on the test split and write its report"),
+    "fit": ("smile.commands.trainer:fit", "Train a model (try: smile fit --config configs/demo.yaml)"),
+    "validate": ("smile.commands.trainer:validate", "Evaluate a checkpoint on the validation split"),
+    "test": ("smile.commands.trainer:test", "Evaluate a checkpoint on the test split and write its report"),
     "predict": ("smile.commands.predict:main", "Predict on your photos (or on a checkpoint's test split)"),
     "models": ("smile.commands.models:main", "List the trained models that ship with smile; print one's card"),
     "report": ("smile.commands.report:main", "Write the evaluation report of a checkpoint"),
@@ -86,14 +86,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from smile.distributed import end_process_group, say, say_error
     from smile.errors import SmileError
+    from smile.io import DiskFull
 
     module, function = COMMANDS[args[0]][0].split(":")
     try:
         return int(getattr(importlib.import_module(module), function)(args[1:]) or 0)
+    except DiskFull as err:  # the input was fine; the work could not be saved
+        say_error(error_message(err))
+        return 1
     except SmileError as err:
         say_error(error_message(err))
         return 2
-    except Exception as err:
+    except BaseException as err:  # Lightning's stop on a signal is a SystemExit
         if not stopped_by_signal(err):
             raise
         from smile.training import resume

@@ -42,6 +42,7 @@ def model_and_data(
             f"{path} holds no data settings (datamodule_hyper_parameters); train it with the CLI"
         )
     data_hp["attributes"] = settings.model["attributes"]  # the model's list (the same, for CLI-trained runs)
+    data_hp["synthetic_images"] = None  # evaluating never generates data at the run's (or a given) root
     data_hp.update({key: value for key, value in data_overrides.items() if value is not None})
     model = classifier(checkpoint)
     model.to(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)

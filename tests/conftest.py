@@ -9,7 +9,10 @@ import pytest
 
 from smile.data.synthetic import generate_dataset
 
-SAMPLE_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "celeba-sample"
+#: The real CelebA sample: $SMILE_SAMPLE, else ../shared/celeba-sample beside the project.
+SAMPLE_ROOT = Path(
+    os.environ.get("SMILE_SAMPLE") or Path(__file__).resolve().parents[1].parent / "shared" / "celeba-sample"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +31,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def sample_root() -> Path:
-    """The real CelebA sample beside the project (../shared/celeba-sample); tests using it skip when it is absent."""
+    """The real CelebA sample ($SMILE_SAMPLE, else ../shared/celeba-sample); tests using it skip when it is absent."""
     if not (SAMPLE_ROOT / "list_attr_celeba.txt").is_file():
         pytest.skip(f"real CelebA sample not found at {SAMPLE_ROOT}")
     return SAMPLE_ROOT

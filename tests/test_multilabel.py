@@ -94,7 +94,16 @@ def test_report_command_on_its_own(all40: Path, capsys: pytest.CaptureFixture) -
         "--out",
         str(out),
     ]
-    options = ["--tune_thresholds", "false", "--plot_attributes", "Male", "--errors", "4", "--tensorboard", "false"]
+    options = [
+        "--tune_thresholds",
+        "false",
+        "--plot_attributes",
+        "Male",
+        "--errors",
+        "4",
+        "--tensorboard",
+        "false",
+    ]
     assert main([*args, *options, "--num_workers", "0"]) == 0
     assert "Using checkpoint lightning_logs/version_0/checkpoints/best.ckpt" in capsys.readouterr().err
     report = json.loads((out / "metrics.json").read_text())

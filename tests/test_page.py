@@ -55,6 +55,8 @@ def test_page_shows_boxes_bars_and_errors(browser, smiling_checkpoint: Path, tmp
     with running(create_app(predictor, ServeSettings(workers=2))) as url:
         browser.get(url + "/")
         WebDriverWait(browser, 20).until(lambda d: "Smiling" in d.find_element(By.ID, "model").text)
+        for element in ("result", "photo", "faces"):  # nothing shows before a photo is sent
+            assert not browser.find_element(By.ID, element).is_displayed(), element
         browser.find_element(By.ID, "file").send_keys(str(group))
         WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#boxes .box")) == 3)
         boxes = browser.find_elements(By.CSS_SELECTOR, "#boxes .box")
@@ -81,3 +83,7 @@ def test_page_shows_boxes_bars_and_errors(browser, smiling_checkpoint: Path, tmp
         status = browser.find_element(By.ID, "status")
         assert "not an image" in status.text and "HTTP 422" in status.text
         assert status.get_attribute("class") == "error"
+        # the failed upload left nothing of the earlier photo's result on view
+        for element in ("result", "photo", "faces"):
+            assert not browser.find_element(By.ID, element).is_displayed(), element
+        assert not browser.find_elements(By.CSS_SELECTOR, "#boxes .box, #faces .bar")

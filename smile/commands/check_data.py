@@ -28,9 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+
     from smile.data.check import scan
 
-    args = build_parser().parse_args(argv)
     root = args.root or (args.config and _root_from_config(args.config)) or "data/celeba"
     report = scan(root, examples=args.examples, workers=args.workers)
     print(report)

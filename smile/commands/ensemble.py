@@ -21,13 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+
     import torch
 
     from smile.checkpoints import resolve_checkpoint
     from smile.ensemble import join
     from smile.io import atomic_write, fresh_path
 
-    args = build_parser().parse_args(argv)
     paths = [resolve_checkpoint(value) for value in args.checkpoints]
     checkpoint = join(paths)
     out = fresh_path(args.out)

@@ -32,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+
     from smile.export import INPUT_NAME, OUTPUT_NAME, export, read_metadata
 
-    args = build_parser().parse_args(argv)
     target = export(args.ckpt_path, args.format, args.out, args.input_dtype, args.opset, not args.no_check)
     metadata = read_metadata(target)
     print(

@@ -39,13 +39,7 @@ from smile.training.callbacks import LastCheckpoint, PredictionWriter, SaveRunCo
 from smile.training.resume import ResumableTraining
 
 TENSORBOARD = "pytorch_lightning.loggers.TensorBoardLogger"
-#: What each command's help says it does.
-DESCRIPTIONS = {
-    "fit": "Train a model; --ckpt_path resumes a run where it stopped.",
-    "validate": "Evaluate a checkpoint on the validation split.",
-    "test": "Evaluate a checkpoint on the test split and write its evaluation report.",
-    "predict": "Write predictions.csv: a checkpoint's probabilities for the test split of its data.",
-}
+from smile.commands.trainer import DESCRIPTIONS  # noqa: E402  (what each command's help says it does)
 
 
 class SmileArgumentParser(LightningArgumentParser):
@@ -95,6 +89,10 @@ def checkpoint_defaults(parser: LightningArgumentParser, path: Path, command: st
     # the attribute list is the data's (linked to the model)
     defaults.update({f"model.{key}": value for key, value in settings.model.items() if key != "attributes"})
     defaults.update({f"data.{key}": value for key, value in settings.data.items()})
+    if (
+        command != "fit"
+    ):  # drawn faces are generated only where a user asks (a demo fit), never at a path given now
+        defaults["data.synthetic_images"] = None
     if run is not None:
         version = f"{run.version}/validate" if command == "validate" else run.version
         defaults["trainer.logger"] = {
@@ -226,23 +224,3 @@ def run(command: str, args: list[str]) -> None:
         trainer.predict(model, datamodule=data, ckpt_path=checkpoint, return_predictions=False)
     else:
         raise ValueError(f"not a Lightning command: {command}")
-
-
-def fit(argv: list[str]) -> int:
-    run("fit", argv)
-    return 0
-
-
-def validate(argv: list[str]) -> int:
-    run("validate", argv)
-    return 0
-
-
-def test(argv: list[str]) -> int:
-    run("test", argv)
-    return 0
-
-
-def predict(argv: list[str]) -> int:
-    run("predict", argv)
-    return 0

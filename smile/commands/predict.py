@@ -62,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args, unknown = build_parser().parse_known_args(argv)
     if unknown or not args.photos:
-        from smile.commands import lightning
+        from smile.commands import trainer
 
-        return lightning.predict(argv)
+        return trainer.predict(argv)
     return predict_photos(args)
 
 

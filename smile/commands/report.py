@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from smile.commands import boolean
-from smile.evaluation.report import DEFAULT_GROUPS
+from smile.evaluation import DEFAULT_GROUPS
 from smile.evaluation.thresholds import CRITERIA, MIN_TUNE_COUNT
 
 
@@ -91,12 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+
     from smile.checkpoints import load_checkpoint, resolve_checkpoint, run_folder, which_checkpoint
     from smile.evaluation.runner import REPORT_DIR, checkpoint_source, make_report
     from smile.io import fresh_path
     from smile.restore import model_and_data
 
-    args = build_parser().parse_args(argv)
     path = resolve_checkpoint(args.ckpt_path)
     note = which_checkpoint(args.ckpt_path, path)
     if note:

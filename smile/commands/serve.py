@@ -15,6 +15,7 @@ import sys
 
 from smile.commands import add_face_options
 from smile.errors import SmileError
+from smile.serve.settings import ServeSettings
 
 
 def _app_module():
@@ -25,16 +26,19 @@ def _app_module():
     return app
 
 
-def main(argv: list[str]) -> int:
-    """Entry point of ``python -m smile serve``."""
-    app = _app_module()
-    defaults = app.ServeSettings()
+def build_parser() -> argparse.ArgumentParser:
+    defaults = ServeSettings()
     parser = argparse.ArgumentParser(
         prog="smile serve",
         description="Serve a checkpoint or exported ONNX file over HTTP: POST /predict with an image, GET / "
         "for a web page, GET /health, GET /openapi.json.",
     )
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint file, best / last, or an .onnx file")
+    parser.add_argument(
+        "--ckpt_path",
+        default="smiling",
+        help="a shipped model (smiling, attributes), a checkpoint, best / last, or an .onnx file "
+        "(default: smiling)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1 only)")
     parser.add_argument("--port", type=int, default=8000, help="default: 8000")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
@@ -59,7 +63,12 @@ def main(argv: list[str]) -> int:
     )
     for option, kind, default, text in limits:
         parser.add_argument(option, type=kind, default=default, help=text)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    app = _app_module()
     import uvicorn
 
     import smile

@@ -24,10 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from smile.data.synthetic import generate_dataset
-
     parser = build_parser()
     args = parser.parse_args(argv)
+
+    from smile.data.synthetic import generate_dataset
+
     try:
         out = generate_dataset(
             args.out,

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+
     import numpy as np
     import torch
 
@@ -50,7 +52,6 @@ def main(argv: list[str]) -> int:
     from smile.io import atomic_write, fresh_path
     from smile.restore import model_and_data
 
-    args = build_parser().parse_args(argv)
     path = resolve_checkpoint(args.ckpt_path)
     checkpoint = load_checkpoint(path)
     overrides = {"root": args.root, "batch_size": args.batch_size, "num_workers": args.num_workers}

@@ -49,7 +49,7 @@ from torch.utils.data import Dataset
 
 from smile.data.celeba import ALIGNED_SIZE, CROP_PLAY, CROP_SIZE, MIN_CROP_SIZE, centre_window
 from smile.errors import DataError
-from smile.io import atomic_write
+from smile.io import atomic_write, check_space
 
 #: Bumped whenever the cache's layout or contents change meaning; older caches are rebuilt.
 FORMAT_VERSION = 1
@@ -587,6 +587,7 @@ def _build_images(
         f"{workers if decoder != 'torchvision' else 1} processes)"
     )
     started = time.perf_counter()
+    check_space(images_path, int(np.prod(shape)) + 4096)  # a memory map on a full disk would kill the process
     try:
         np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape).flush()
         decode_images(

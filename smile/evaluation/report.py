@@ -18,7 +18,6 @@ from smile.evaluation.thresholds import DEFAULT_THRESHOLD, MIN_TUNE_COUNT, tune_
 from smile.io import atomic_write
 
 #: The group attributes of the fairness slices unless told otherwise.
-DEFAULT_GROUPS = ("Male", "Young")
 #: With more reported attributes than this, per-attribute figures are drawn for a chosen few only.
 MAX_DEFAULT_PLOTS = 5
 #: ROC curves stored in metrics.json are thinned to about this many points.

@@ -14,7 +14,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -27,8 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smile.api import Predictor
 from smile.faces.images import ImageError, ImageTooLarge
-from smile.faces.options import FaceOptions
 from smile.serve.batching import MicroBatcher
+from smile.serve.settings import ServeSettings
 
 RAW_TYPES = ("image/", "application/octet-stream")
 MULTIPART = "multipart/form-data"
@@ -36,24 +35,6 @@ ACCEPTED = (
     "an image (JPEG, PNG, WebP, BMP, ...) as the raw body with Content-Type image/* or "
     "application/octet-stream, or as the file of a multipart/form-data form"
 )
-
-
-@dataclass
-class ServeSettings:
-    """Limits and batching of the service.
-
-    ``max_bytes``: largest upload; ``max_pixels``: largest image (width x height), refused before it is
-    decoded; ``workers``: threads that decode and detect; ``max_pending``: requests admitted at once (more
-    get 503); ``batch_size``: most faces per network run (1: no batching); ``batch_timeout``: seconds the
-    first face of a batch waits for others.
-    """
-
-    max_bytes: int = 8 * 1024 * 1024
-    max_pixels: int | None = FaceOptions.max_pixels
-    workers: int = 2
-    max_pending: int = 64
-    batch_size: int = 16
-    batch_timeout: float = 0.005
 
 
 class ServeError(Exception):

@@ -21,6 +21,7 @@ callback states. What this module adds (the data order is :mod:`smile.data.sampl
 
 from __future__ import annotations
 
+import io
 import signal
 import sys
 import threading
@@ -35,7 +36,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_sum
 
 from smile.data.sampling import batch_seed, seed_everything_from
-from smile.io import atomic_write
+from smile.io import write_atomically
 
 #: Key of the partial epoch's metric states in a checkpoint.
 EPOCH_STATE_KEY = "smile_epoch_state"
@@ -55,8 +56,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        with atomic_write(path, "wb") as handle:
-            torch.save(checkpoint, handle)
+        buffer = io.BytesIO()  # serialised first, so that a full disk is told the size it needed
+        torch.save(checkpoint, buffer)
+        write_atomically(path, buffer.getvalue())
         return None
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict:

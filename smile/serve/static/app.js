@@ -58,10 +58,18 @@ function show(result, url) {
   $("result").hidden = false;
 }
 
+// Nothing of an earlier photo stays on the page while another is sent, or after it fails.
+function clear() {
+  $("result").hidden = true;
+  $("boxes").replaceChildren();
+  $("faces").replaceChildren();
+  $("photo").removeAttribute("src");
+}
+
 async function send(file) {
   if (!file) return;
   status(`Sending ${file.name}...`);
-  $("result").hidden = true;
+  clear();
   const started = performance.now();
   let response, body;
   try {
