@@ -85,9 +85,8 @@ def best_validation(run: Path) -> float | None:
     sys.path.insert(0, str(ROOT))
     from smile.evaluation.curves import read_curves
 
-    curves = read_curves(run)
-    steps_values = curves.get("val/acc")
-    return max(steps_values[1]) if steps_values else None
+    curve = read_curves(run).get("val/acc")  # (epoch, value) pairs
+    return max(value for _, value in curve) if curve else None
 
 
 def main() -> int:
