@@ -41,9 +41,9 @@ def splits_for(trainer: Any) -> tuple[str, ...]:
 
 DOWNLOAD_HINT = (
     "CelebA can be had from the official site (mmlab.ie.cuhk.edu.hk/projects/CelebA.html, "
-    "'Align&Cropped Images' and the 'Anno' and 'Eval' files), through `python -m smile download`, "
+    "'Align&Cropped Images' and the 'Anno' and 'Eval' files), through `smile download`, "
     "or from the Kaggle mirror 'jessicali9530/celeba-dataset'. To try the project without it, run "
-    "`python -m smile fit --config configs/demo.yaml`, which trains on synthetic CelebA-format data."
+    "`smile fit --config configs/demo.yaml`, which trains on synthetic CelebA-format data."
 )
 
 
