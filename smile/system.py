@@ -275,7 +275,7 @@ class AttributeClassifier(pl.LightningModule):
                 for name, value in zip(self.attributes, per_attribute):
                     self.log(f"{stage}/{name}/{metric}", value)
         if stage in ("train", "val"):  # the progress bar's accuracy of the last epoch and validation
-            self.log(f"{stage}_acc", values["acc"].nanmean(), prog_bar=True, logger=False)
+            self.log(f"{stage}_acc", values["acc"].nanmean(), prog_bar=True, logger=False, sync_dist=True)
         self._stats(stage).reset()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers.cli import FAST, QUIET, run_smile
+from helpers.cli import FAST, QUIET, fit_in, run_smile
 
 from smile.cli import main
 
@@ -19,14 +19,7 @@ from smile.cli import main
 @pytest.fixture(scope="module")
 def trained(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder where ``fit`` ran for two short epochs; returns the folder (the run is version_0)."""
-    cwd = tmp_path_factory.mktemp("run")
-    previous = Path.cwd()
-    os.chdir(cwd)
-    try:
-        assert main(["fit", "--data.root", str(synthetic_root), "--trainer.max_epochs", "2", *FAST]) == 0
-    finally:
-        os.chdir(previous)
-    return cwd
+    return fit_in(tmp_path_factory.mktemp("run"), synthetic_root, epochs=2)
 
 
 def test_fit_writes_checkpoints_logs_and_config(trained: Path) -> None:

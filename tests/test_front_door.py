@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.cli import FAST, QUIET, run_smile, smile_env
+from helpers.cli import FAST, QUIET, fit_in, run_smile, smile_env
 
 import smile
 from smile import io as smile_io
@@ -21,14 +21,7 @@ from smile.cli import main
 @pytest.fixture(scope="module")
 def run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder where a short fit ran (version_0, with best.ckpt and last.ckpt)."""
-    cwd = tmp_path_factory.mktemp("run")
-    previous = Path.cwd()
-    os.chdir(cwd)
-    try:
-        assert main(["fit", "--data.root", str(synthetic_root), "--trainer.max_epochs", "1", *FAST]) == 0
-    finally:
-        os.chdir(previous)
-    return cwd
+    return fit_in(tmp_path_factory.mktemp("run"), synthetic_root, epochs=1)
 
 
 @pytest.mark.parametrize(

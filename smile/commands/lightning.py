@@ -39,7 +39,6 @@ from smile.training.callbacks import LastCheckpoint, PredictionWriter, SaveRunCo
 from smile.training.resume import ResumableTraining
 
 TENSORBOARD = "pytorch_lightning.loggers.TensorBoardLogger"
-from smile.commands.trainer import DESCRIPTIONS  # noqa: E402  (what each command's help says it does)
 
 
 class SmileArgumentParser(LightningArgumentParser):
@@ -107,7 +106,7 @@ class SmileCLI(LightningCLI):
     """LightningCLI for one command, with the attribute list linked from the data to the model, the
     best and last checkpoints, and a checkpoint's settings as defaults."""
 
-    def __init__(self, command: str, args: list[str]) -> None:
+    def __init__(self, command: str, args: list[str], description: str = "") -> None:
         self.command = command
         quiet_upstream()
         super().__init__(
@@ -124,7 +123,7 @@ class SmileCLI(LightningCLI):
             seed_everything_default=0 if command == "fit" else False,
             parser_kwargs={
                 "prog": f"smile {command}",
-                "description": DESCRIPTIONS[command],
+                "description": description,
                 "formatter_class": PlainHelpFormatter,
             },
         )
@@ -206,9 +205,9 @@ class SmileCLI(LightningCLI):
         report_after_test(self.trainer, self.model, self.datamodule)
 
 
-def run(command: str, args: list[str]) -> None:
-    """Run ``command`` (a key of :data:`DESCRIPTIONS`) on the command line ``args``."""
-    cli = SmileCLI(command, args)
+def run(command: str, args: list[str], description: str = "") -> None:
+    """Run ``command`` (fit, validate, test or predict) on the command line ``args``."""
+    cli = SmileCLI(command, args, description)
     trainer, model, data, checkpoint = cli.trainer, cli.model, cli.datamodule, cli.config.ckpt_path
     if command == "fit":
         trainer.fit(model, datamodule=data, ckpt_path=checkpoint)

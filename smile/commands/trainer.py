@@ -49,7 +49,7 @@ def run(command: str, argv: list[str]) -> int:
     argv = ["--help" if arg == "--help_all" else arg for arg in argv]
     from smile.commands import lightning
 
-    lightning.run(command, argv)
+    lightning.run(command, argv, DESCRIPTIONS[command])
     return 0
 
 

@@ -47,3 +47,17 @@ def run_smile(args: list[str], cwd: Path, timeout: float = 400) -> subprocess.Co
         text=True,
         timeout=timeout,
     )
+
+
+def fit_in(folder: Path, data_root: Path, epochs: int) -> Path:
+    """``smile fit`` of a few fast batches per epoch on ``data_root``, run in ``folder`` (its run is
+    ``lightning_logs/version_0``); returns ``folder``."""
+    from smile.cli import main
+
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        assert main(["fit", "--data.root", str(data_root), "--trainer.max_epochs", str(epochs), *FAST]) == 0
+    finally:
+        os.chdir(previous)
+    return folder
