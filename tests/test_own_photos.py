@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.cli import FAST
+from helpers.cli import FAST, QUIET
 
 from smile.cli import main
 from smile.data.datamodule import CelebADataModule
@@ -219,6 +219,8 @@ def test_fit_from_a_shipped_model_then_test_on_a_new_folder_needs_no_other_optio
         == 0
     )
     assert "test/acc" in capsys.readouterr().out
+    assert (root / "smile-cache").is_dir()  # the caches beside the photos are not taken for a third class
+    assert main(["validate", "--ckpt_path", "best", "--data.root", str(root), *QUIET]) == 0
     two = ["--data.attributes", "[Smiling, Male]"]
     csv_root = labelled_csv(tmp_path / "two", synthetic_root, 30, extra="")
     text = (csv_root / "labels.csv").read_text().splitlines()

@@ -29,6 +29,7 @@ from typing import TypedDict
 
 import numpy as np
 
+from smile.data.cache import CACHE_FOLDER
 from smile.data.celeba import IMAGE_SUFFIXES
 from smile.errors import DataError
 from smile.faces.options import FaceOptions
@@ -86,7 +87,10 @@ def _photos_in(folder: Path) -> list[Path]:
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """The class (or split) folders: not hidden, and not the caches smile keeps beside the photos."""
+    return sorted(
+        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != CACHE_FOLDER
+    )
 
 
 def _csv_files(root: Path) -> list[Path]:
@@ -390,7 +394,8 @@ def _align_into(layout: PhotoLayout, folder: Path, options: FaceOptions) -> None
     if not files:
         raise DataError(f"{layout.source}: no face was found in any photo, and data.photos.no_face is skip")
     summary = (
-        f"Aligned {len(files)} of {len(layout.files)} photos to CelebA's framing ({options.detector} detector): "
+        f"Aligned {len(files)} of {len(layout.files)} photos to CelebA's framing ({aligner.detector_name} "
+        "detector): "
         f"{whole + skipped} had no face ({whole} taken whole, {skipped} left out), {several} had several "
         "(the largest taken)"
     )
