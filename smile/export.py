@@ -11,7 +11,7 @@ and so are the averaged weights (``model.ema_decay``) and the test-time views (`
 supported exporter: ONNX by ``torch.onnx.export(..., dynamo=True)``, ``pt2`` by ``torch.export.save``.
 
 The images must be prepared as in training: the face aligned to CelebA's 178x218 framing
-(``img_align_celeba``; :class:`smile.photos.faces.FaceAligner` for other photos), the central 178x178 crop,
+(``img_align_celeba``; :class:`smile.faces.aligner.FaceAligner` for other photos), the central 178x178 crop,
 resized to SxS; ``smile.load("model.onnx")`` does all of it. The file records this, the attribute
 names and the checkpoint it came from as JSON (:data:`METADATA_KEY`): in the ONNX model's
 ``metadata_props`` (plus ``attributes`` and ``preprocessing`` as separate keys), and in the ``.pt2``
@@ -114,7 +114,7 @@ def _load(
     )
     preprocessing = (
         f"Align the face to CelebA's 178x218 framing (eyes, nose and mouth corners where img_align_celeba "
-        f"has them; smile.photos.faces.FaceAligner does this for any photo), take the central {crop}x{crop} "
+        f"has them; smile.faces.aligner.FaceAligner does this for any photo), take the central {crop}x{crop} "
         f"crop (rows {top}-{top + crop - 1} of the 218), resize it to {size}x{size} with bilinear interpolation and "
         f"antialiasing (torchvision Resize on a PIL image, i.e. PIL's BILINEAR), and give the RGB channels "
         f"in NCHW layout as {input_dtype}: {scaling}."

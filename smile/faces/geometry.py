@@ -31,7 +31,7 @@ CELEBA_LANDMARKS.flags.writeable = False
 
 
 # Where each detector finds the five points, in the aligned 178x218 frame, averaged over photos made
-# by smile.photos.synthetic.make_photo from sample ids 000001-001000 (benchmarks/detectors.py --calibrate).
+# by smile.faces.synthetic.make_photo from sample ids 000001-001000 (benchmarks/detectors.py --calibrate).
 MTCNN_TEMPLATE = np.array(
     [[69.56, 111.78], [108.65, 111.79], [88.51, 135.60], [71.38, 153.21], [106.51, 153.15]]
 )
