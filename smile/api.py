@@ -38,6 +38,7 @@ from smile.faces.images import ImageError, ImageInput, celeba_frame
 from smile.faces.options import FaceOptions
 from smile.photos.pipeline import PhotoFaces, PhotoPipeline
 from smile.photos.predictions import PhotoRow, photo_rows
+from smile.shipped import DEFAULT as DEFAULT_MODEL
 
 __all__ = ["FaceRecord", "ImageError", "Predictor", "load"]
 
@@ -243,7 +244,7 @@ def _device(device: str | torch.device | None) -> torch.device:
 
 
 def load(
-    source: str | Path = "smiling",
+    source: str | Path = DEFAULT_MODEL,
     device: str | torch.device | None = "cpu",
     detector: str = FaceOptions.detector,
     min_face: int = FaceOptions.min_face,

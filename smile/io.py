@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -35,6 +36,15 @@ def disk_full(path: Path, needed: int) -> DiskFull:
         f"no space left on the device to write {path}: it needs {_megabytes(needed)}, "
         f"{_megabytes(free)} are free; free some space and run again (nothing was overwritten)"
     )
+
+
+def digest_mismatch(data: bytes, sha256: str, size: int) -> str | None:
+    """How ``data`` differs from the file a record describes (its SHA-256 and size), or ``None`` when it
+    is that file: shipped weights are checked with this before they are loaded."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual == sha256:
+        return None
+    return f"{len(data)} bytes of SHA-256 {actual}, expected {size} bytes of SHA-256 {sha256}"
 
 
 def check_space(path: str | Path, needed: int) -> None:

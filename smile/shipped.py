@@ -14,7 +14,6 @@ wins over a shipped model.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import json
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from smile.errors import CheckpointError
+from smile.io import digest_mismatch
 
 #: The names of the shipped models; ``smiling`` is the default of ``smile.load()`` and ``smile predict``.
 NAMES = ("smiling", "attributes")
@@ -77,10 +77,6 @@ def shipped(name: str | os.PathLike) -> ShippedModel | None:
     return model
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def read_weights(model: ShippedModel) -> tuple[dict[str, Any], dict[str, Any]]:
     """The weights (a state_dict of :class:`~smile.system.AttributeClassifier`) and the settings of a
     shipped model, after checking the file against its card: a damaged, truncated or replaced file is
@@ -89,12 +85,10 @@ def read_weights(model: ShippedModel) -> tuple[dict[str, Any], dict[str, Any]]:
     from safetensors.torch import load
 
     data = model.path.read_bytes()
-    expected, size = model.card["weights"]["sha256"], model.card["weights"]["bytes"]
-    if _sha256(data) != expected:
+    mismatch = digest_mismatch(data, model.card["weights"]["sha256"], model.card["weights"]["bytes"])
+    if mismatch:
         raise CheckpointError(
-            f"{model.path}: damaged or replaced: {len(data):,} bytes of SHA-256 {_sha256(data)[:16]}..., "
-            f"but its model card ({model.name}.card.json) expects {size:,} bytes of SHA-256 "
-            f"{expected[:16]}...; reinstall smile"
+            f"{model.path}: damaged or replaced: {mismatch} ({model.name}.card.json); reinstall smile"
         )
     try:
         state = load(data)
@@ -115,7 +109,7 @@ def checkpoint_dict(state: dict[str, Any], settings: dict[str, Any]) -> dict[str
         "epoch": settings.get("epoch", 0),
         "global_step": settings.get("global_step", 0),
         "pytorch-lightning_version": settings.get("pytorch-lightning_version", "2.6.0"),
-        "shipped": {"name": settings["name"], "sha256": settings.get("sha256")},
+        "shipped": settings["name"],
     }
 
 
@@ -216,6 +210,5 @@ def probability_model(model: ShippedModel) -> tuple[Any, dict[str, Any]]:
         "attributes": attributes,
         "thresholds": dict(zip(attributes, state["thresholds"].tolist())),
         "input": {"shape": ["batch", 3, size, size], "crop_size": int(data["crop_size"]), "dtype": "float32"},
-        "shipped": model.name,
     }
     return views.eval(), metadata

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from smile.commands import add_face_options
+from smile.shipped import DEFAULT as DEFAULT_MODEL
 
 DESCRIPTION = """\
 Predict the attributes of the faces in your photos: each photo's faces are found, framed like
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ckpt_path",
-        default="smiling",
+        default=DEFAULT_MODEL,
         help="a shipped model (smiling, attributes: smile models lists them), a checkpoint, best / last, or "
         "an .onnx file (default: smiling)",
     )

@@ -16,6 +16,7 @@ import sys
 from smile.commands import add_face_options
 from smile.errors import SmileError
 from smile.serve.settings import ServeSettings
+from smile.shipped import DEFAULT as DEFAULT_MODEL
 
 
 def _app_module():
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ckpt_path",
-        default="smiling",
+        default=DEFAULT_MODEL,
         help="a shipped model (smiling, attributes), a checkpoint, best / last, or an .onnx file "
         "(default: smiling)",
     )

@@ -15,7 +15,6 @@ covers the file, is ``weights/FER-LICENSE.txt``. Loading needs safetensors alone
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import json
 import math
@@ -28,6 +27,7 @@ from safetensors.torch import load
 from torch import Tensor, nn
 
 from smile.errors import OptionError
+from smile.io import digest_mismatch
 
 #: fer's emotions, in the order of its output layer.
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -195,9 +195,6 @@ def check_shipped(name: str, data: bytes) -> None:
         raise OptionError(
             f"{OPTION}: cannot check {name}: {FER_PROVENANCE} is unreadable ({error!r})"
         ) from None
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise OptionError(
-            f"{OPTION}: {name} is damaged: {len(data)} bytes of SHA-256 {actual}, expected {size} bytes of "
-            f"SHA-256 {expected} ({FER_PROVENANCE.name}); reinstall smile"
-        )
+    mismatch = digest_mismatch(data, expected, size)
+    if mismatch:
+        raise OptionError(f"{OPTION}: {name} is damaged: {mismatch} ({FER_PROVENANCE.name}); reinstall smile")
