@@ -107,13 +107,14 @@ def load_split(root: Path, split: str, attribute: str = "Smiling") -> tuple[list
 
 def load_classifier(checkpoint: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     """A checkpoint's (a file, best / last, or a shipped model's name) :class:`~smile.system.AttributeClassifier` (eval mode, on the CPU), its settings
-    (:class:`~smile.checkpoints.CheckpointSettings`: ``image_size``, ``crop_size``...) and the loaded
+    (:class:`~smile.trained.description.ModelDescription`: ``image_size``, ``crop_size``...) and the loaded
     checkpoint itself."""
-    from smile.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
-    from smile.restore import classifier
+    from smile.system import AttributeClassifier
+    from smile.trained.checkpoints import describe
+    from smile.trained.inference import checkpoint_of
 
-    raw = load_checkpoint(resolve_checkpoint(checkpoint))
-    return classifier(raw), checkpoint_settings(raw), raw
+    raw = checkpoint_of(checkpoint)
+    return AttributeClassifier.from_checkpoint(raw), describe(raw), raw
 
 
 def probabilities(model: Any, images: Sequence[Any], batch_size: int = 64, transform: Callable | None = None):

@@ -73,13 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the table as JSON here")
     args = parser.parse_args(argv)
 
-    from smile.checkpoints import load_checkpoint
     from smile.evaluation.runner import predict_split
-    from smile.restore import model_and_data
+    from smile.system import restore
 
-    checkpoint = load_checkpoint(Path(args.ckpt_path))
     overrides = {"root": args.root, "cache_dir": args.cache_dir}
-    model, data = model_and_data(Path(args.ckpt_path), checkpoint, "validate", "cpu", **overrides)
+    model, data, _, _ = restore(args.ckpt_path, "validate", "cpu", **overrides)
     model.hparams.tta = model.hparams.tta or args.tta
     shifts = model.test_time_views[1]
     val = predict_split(model, data, "val")

@@ -3,7 +3,7 @@
     python scripts/ship_model.py CHECKPOINT --name smiling --command "python -m smile fit ..." \
         --commit COMMIT --fit "33.1 min" [--machine "2-core ..."]
 
-writes ``smile/models/weights/NAME.safetensors`` (:func:`smile.shipped.write_shipped`: weights only, with
+writes ``smile/models/weights/NAME.safetensors`` (:func:`write_shipped`: weights only, with
 the model's settings and this provenance in its header), then records the file's size and SHA-256 and
 the provenance in the model card ``smile/models/weights/NAME.card.json`` (which must exist: its prose and
 figures are written by hand, from the measurements), and writes the card as ``docs/models/NAME.md``.
@@ -21,9 +21,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from smile.checkpoints import checkpoint_settings, load_checkpoint, trained_weights  # noqa: E402
 from smile.io import atomic_write  # noqa: E402
-from smile.shipped import FORMAT_VERSION, METADATA_KEY, NAMES, card_markdown, weights_folder  # noqa: E402
+from smile.trained.checkpoints import checkpoint_settings, describe, evaluation_weights, load_checkpoint  # noqa: E402
+from smile.trained.shipped import (  # noqa: E402
+    FORMAT_VERSION,
+    METADATA_KEY,
+    NAMES,
+    card_markdown,
+    checkpoint_dict,
+    read_weights,
+    shipped_models,
+    weights_folder,
+)
 
 
 def write_shipped(checkpoint: Path, name: str, out: Path, provenance: dict) -> Path:
@@ -35,7 +44,7 @@ def write_shipped(checkpoint: Path, name: str, out: Path, provenance: dict) -> P
 
     raw = load_checkpoint(checkpoint)
     settings = checkpoint_settings(raw)
-    weights, _ = trained_weights(checkpoint)
+    weights = evaluation_weights(raw)
     state = {key: value.detach().contiguous().clone() for key, value in sorted(weights.items())}
     data = {
         **settings.data,
@@ -95,7 +104,9 @@ def main() -> int:
         print(f"Wrote {path} ({len(data):,} bytes) and {card_path}")
     docs = ROOT / "docs" / "models" / f"{args.name}.md"
     with atomic_write(docs) as handle:
-        handle.write(card_markdown(card))
+        shipped_models.cache_clear()
+        model = shipped_models()[args.name]
+        handle.write(card_markdown(card, describe(checkpoint_dict(*read_weights(model)))))
     print(f"Wrote {docs}")
     return 0
 

@@ -1,7 +1,9 @@
 """Use a trained model from Python: ``smile.load`` and :class:`Predictor`.
 
-``load`` takes a checkpoint (a path, or ``best``/``last`` as on the command line) or a file written by
-``python -m smile export --format onnx``. ``Predictor.predict`` runs photos through the photo pipeline
+``load`` takes a shipped model's name (``smiling``, the default, or ``attributes``), a checkpoint (a
+path, or ``best``/``last`` as on the command line) or a file written by ``smile export`` (``.onnx``,
+``.pt2``): :mod:`smile.trained` resolves it and builds the one inference model every user of a model
+shares. ``Predictor.predict`` runs photos through the photo pipeline
 (:mod:`smile.photos.pipeline`: the detection, alignment and preprocessing of ``smile predict``) and
 returns one record per face::
 
@@ -30,15 +32,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from smile.data.celeba import CROP_SIZE
-from smile.errors import SmileError
-from smile.evaluation.thresholds import DEFAULT_THRESHOLD
 from smile.faces.aligner import Face
 from smile.faces.images import ImageError, ImageInput, celeba_frame
 from smile.faces.options import FaceOptions
 from smile.photos.pipeline import PhotoFaces, PhotoPipeline
 from smile.photos.predictions import PhotoRow, photo_rows
-from smile.shipped import DEFAULT as DEFAULT_MODEL
+from smile.trained.inference import InferenceModel, load_model
+from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
 
 __all__ = ["FaceRecord", "ImageError", "Predictor", "load"]
 
@@ -81,42 +81,31 @@ class FaceRecord:
 class Predictor:
     """A trained model ready to predict on photos; made by :func:`load`.
 
-    Attributes: ``attributes`` (names, in output order), ``thresholds`` (one per attribute: an attribute
-    is predicted present when its probability is greater), ``device``, ``source`` (the file loaded),
-    ``backend`` (``"shipped"``, ``"checkpoint"`` or ``"onnx"``), ``image_size`` (the network's input side), ``crop_size``
-    (the side of the face window it sees, in pixels of the 178x218 aligned face), ``pipeline`` (the
+    Attributes: ``model`` (the :class:`~smile.trained.inference.InferenceModel`), ``description`` (its
+    :class:`~smile.trained.description.ModelDescription`), ``attributes`` (names, in output order),
+    ``thresholds`` (one per attribute: an attribute is predicted present when its probability is
+    greater), ``device``, ``source`` (the file loaded), ``backend`` (``"shipped"``, ``"checkpoint"``,
+    ``"onnx"`` or ``"pt2"``), ``image_size`` (the network's input side), ``crop_size`` (the side of the
+    face window it sees, in pixels of the 178x218 aligned face), ``pipeline`` (the
     :class:`~smile.photos.pipeline.PhotoPipeline` photos go through).
     """
 
     def __init__(
-        self,
-        network: Callable[[Tensor], np.ndarray],
-        metadata: dict[str, Any],
-        source: Path,
-        backend: str,
-        device: torch.device,
-        options: FaceOptions | None = None,
-        threshold: float | None = None,
+        self, model: InferenceModel, options: FaceOptions | None = None, threshold: float | None = None
     ) -> None:
-        self.attributes: list[str] = list(metadata["attributes"])
-        saved = metadata.get("thresholds") or {}  # files exported before thresholds were saved: 0.5
-        self.thresholds = np.array(
-            [
-                threshold if threshold is not None else saved.get(name, DEFAULT_THRESHOLD)
-                for name in self.attributes
-            ],
-            dtype=np.float64,
-        )
-        self.image_size = int(metadata["input"]["shape"][-1])
-        self.crop_size = int(metadata["input"].get("crop_size", CROP_SIZE))  # absent: exported before it
-        self.metadata, self.source, self.backend, self.device = metadata, source, backend, device
-        uint8 = metadata["input"]["dtype"] == "uint8"
+        description = model.description
+        self.model, self.description = model, description
+        self.attributes: list[str] = list(description.attributes)
+        chosen = description.thresholds if threshold is None else (threshold,) * len(self.attributes)
+        self.thresholds = np.array(chosen, dtype=np.float64)
+        self.image_size, self.crop_size = description.image_size, description.crop_size
+        self.source, self.backend, self.device = model.source.path, model.source.kind, model.device
+        uint8 = description.input_dtype == "uint8"
         self.pipeline = PhotoPipeline(self.image_size, self.crop_size, options, uint8=uint8)
-        self._network = network
         #: whether the model knows only drawn faces (trained on ``smile synthetic`` data, as the demo)
-        self.synthetic = metadata.get("trained_on") == "synthetic faces"
+        self.synthetic = description.synthetic
         if self.synthetic:
-            warnings.warn(DRAWN_FACES.format(source=source), UserWarning, stacklevel=3)
+            warnings.warn(DRAWN_FACES.format(source=self.source), UserWarning, stacklevel=3)
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.source)!r}, backend={self.backend!r}, attributes={self.attributes})"
@@ -153,9 +142,7 @@ class Predictor:
 
     def probabilities(self, batch: Tensor) -> np.ndarray:
         """``(N, K)`` probabilities for a prepared batch (:meth:`tensor`)."""
-        if len(batch) == 0:
-            return np.zeros((0, len(self.attributes)), dtype=np.float32)
-        return self._network(batch)
+        return self.model.probabilities(batch)
 
     def records(self, faces: Sequence[Face], probabilities: np.ndarray) -> list[FaceRecord]:
         """One :class:`FaceRecord` per face."""
@@ -234,15 +221,6 @@ class Predictor:
         return np.asarray(probabilities) > self.thresholds
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SmileError(f"device={str(device)!r}: CUDA is not available here; use device='cpu'")
-    return device
-
-
 def load(
     source: str | Path = DEFAULT_MODEL,
     device: str | torch.device | None = "cpu",
@@ -252,62 +230,14 @@ def load(
     max_pixels: int | None = FaceOptions.max_pixels,
     no_face: str = FaceOptions.no_face,
 ) -> Predictor:
-    """Load a shipped model (``"smiling"``, the default, or ``"attributes"``: :mod:`smile.shipped`), a
-    checkpoint (a file, or ``best``/``last``: the newest run's) or an exported ``.onnx`` file. A file of
-    a shipped model's name in the current folder wins.
+    """Load a shipped model (``"smiling"``, the default, or ``"attributes"``), a checkpoint (a file, or
+    ``best``/``last``: the newest run's) or an exported ``.onnx`` or ``.pt2`` file. A file of a shipped
+    model's name in the current folder wins.
 
     ``device``: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"`` or ``"auto"``. ``detector``, ``min_face``,
     ``max_pixels`` and ``no_face`` are :class:`~smile.faces.options.FaceOptions`, as in ``smile predict``;
     ``threshold``, when given, replaces the model's own per-attribute thresholds (0.5 unless it was
     trained with ``model.threshold_criterion``) in the records' decisions.
     """
-    from smile.checkpoints import resolve_checkpoint
-    from smile.shipped import probability_model, shipped
-
     options = FaceOptions(detector=detector, min_face=min_face, no_face=no_face, max_pixels=max_pixels)  # type: ignore[arg-type]
-    torch_device = _device(device)
-    path = Path(source)
-    if path.suffix == ".onnx":
-        path = resolve_checkpoint(source)  # a file, or best.onnx / last.onnx: the newest run's export
-        from smile.export import read_metadata
-
-        network, metadata, backend = _onnx_network(path, torch_device), read_metadata(path), "onnx"
-    elif (model := shipped(source)) is not None:
-        path, backend = model.path, "shipped"
-        network, metadata = _network(*probability_model(model), torch_device)
-    else:
-        path = resolve_checkpoint(source)
-        from smile.export import load_for_export
-
-        network, metadata = _network(*load_for_export(path), torch_device)
-        backend = "checkpoint"
-    return Predictor(network, metadata, path, backend, torch_device, options, threshold)
-
-
-def _network(model: torch.nn.Module, metadata: dict[str, Any], device: torch.device):
-    """``model`` on ``device`` as a function batch -> probabilities (numpy), and ``metadata``."""
-    model = model.to(device).eval()
-
-    def run(batch: Tensor) -> np.ndarray:
-        with torch.inference_mode():
-            return model(batch.to(device)).float().cpu().numpy()
-
-    return run, metadata
-
-
-def _onnx_network(path: Path, device: torch.device):
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise SmileError("running an ONNX file needs onnxruntime: pip install 'smile[export]'") from err
-    from smile.export import INPUT_NAME
-
-    providers = ["CPUExecutionProvider"]
-    if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
-    session = onnxruntime.InferenceSession(str(path), providers=providers)
-
-    def run(batch: Tensor) -> np.ndarray:
-        return session.run(None, {INPUT_NAME: batch.numpy()})[0]  # thread-safe
-
-    return run
+    return Predictor(load_model(source, device), options, threshold)

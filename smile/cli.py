@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] not in COMMANDS:
         print(f"error: {unknown_command(args[0])}", file=sys.stderr)
         return 2
-    from smile.distributed import end_process_group, say, say_error
+    from smile.console import say, say_error
+    from smile.distributed import end_process_group
     from smile.errors import SmileError
     from smile.io import DiskFull
 

@@ -1,16 +1,20 @@
-"""What the console shows: help without reStructuredText markup, and only the upstream notices a user can act on.
+"""What the console shows: smile's own messages (:func:`say`, :func:`say_error`: library modules print
+nothing themselves), help without reStructuredText markup, and only the upstream notices a user can act
+on.
 
 Help texts come from docstrings (ours and Lightning's) written for Sphinx; the terminal gets them plain.
 Notices that the project cannot fix are silenced one by one, by message and module, never wholesale.
+Nothing here imports torch, Lightning or jsonargparse.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import warnings
 
-from jsonargparse import DefaultHelpFormatter
+from smile.distributed import connected, rank
 
 #: ``:class:`~a.b.C``` -> ``C``; ``:func:`a.b``` -> ``a.b``; ````x```` -> ``x``.
 _ROLE = re.compile(r":[a-z]+:`(~?)([^`<]*?)(?:\s*<[^>]*>)?`")
@@ -28,6 +32,24 @@ UPSTREAM_LOG_LINES = (
 )
 
 
+def say(message: str, file=None) -> None:
+    """Print ``message`` (to stderr unless ``file`` says otherwise) from rank 0 only: every process of a
+    run would say the same."""
+    if rank() == 0:
+        print(message, file=file or sys.stderr, flush=True)
+
+
+def say_error(message: str) -> None:
+    """Print ``error: message`` once per run. Processes that fail before they connect all meet the same
+    error (same options, same files), so only rank 0 says it; once connected, an error can be one
+    process's own, so each says it, naming itself unless it is rank 0."""
+    number = rank()
+    if number == 0:
+        print(f"error: {message}", file=sys.stderr)
+    elif connected():
+        print(f"error (process {number}): {message}", file=sys.stderr)
+
+
 def plain(text: str) -> str:
     """``text`` with Sphinx roles and literal markup removed."""
 
@@ -36,19 +58,6 @@ def plain(text: str) -> str:
         return target.rsplit(".", 1)[-1] if match.group(1) else target
 
     return _LITERAL.sub(r"\1", _ROLE.sub(role, text))
-
-
-class PlainHelpFormatter(DefaultHelpFormatter):
-    """jsonargparse's help, with docstring markup removed from option and group texts."""
-
-    def _expand_help(self, action) -> str:
-        return plain(super()._expand_help(action))
-
-    def start_section(self, heading: str | None) -> None:
-        super().start_section(plain(heading) if heading else heading)
-
-    def _format_text(self, text: str) -> str:
-        return super()._format_text(plain(text))
 
 
 class _DropPrefix(logging.Filter):

@@ -1,4 +1,5 @@
-"""Process-level chores of a distributed run: who speaks, and closing the process group at the end.
+"""Process-level chores of a distributed run: which process this is, and closing the process group at the end
+(:mod:`smile.console` makes rank 0 the one that speaks).
 
 Nothing here imports torch or Lightning: a command that never starts them (``smile predict PHOTO``,
 ``smile --help``) must not pay for their import. Where they are loaded, their state is read."""
@@ -28,23 +29,6 @@ def connected() -> bool:
     """Whether this process is in a started process group (DDP)."""
     dist = sys.modules.get("torch.distributed")
     return dist is not None and dist.is_available() and dist.is_initialized()
-
-
-def say(message: str) -> None:
-    """Print ``message`` to stderr from rank 0 only: every process of a run would say the same."""
-    if rank() == 0:
-        print(message, file=sys.stderr)
-
-
-def say_error(message: str) -> None:
-    """Print ``error: message`` once per run. Processes that fail before they connect all meet the same
-    error (same options, same files), so only rank 0 says it; once connected, an error can be one
-    process's own, so each says it, naming itself unless it is rank 0."""
-    number = rank()
-    if number == 0:
-        print(f"error: {message}", file=sys.stderr)
-    elif connected():
-        print(f"error (process {number}): {message}", file=sys.stderr)
 
 
 def end_process_group() -> None:

@@ -7,7 +7,8 @@ test-time views: :mod:`smile.models.views`) default to the original notebook's r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -16,9 +17,9 @@ from torch import Tensor
 from torch.nn import functional as F
 from torchmetrics import Metric
 
+from smile.console import say
 from smile.data.celeba import CELEBA_ATTRIBUTES, resolve_attributes
 from smile.devices import slow_precision_message
-from smile.distributed import say
 from smile.errors import CheckpointError, OptionError
 from smile.evaluation.metrics import (
     EpochOutputs,
@@ -32,6 +33,7 @@ from smile.evaluation.metrics import (
 from smile.evaluation.thresholds import CRITERIA, DEFAULT_THRESHOLD, tune_thresholds
 from smile.models import NetworkName, build_network
 from smile.models.views import check_shifts, view_averaged
+from smile.trained.checkpoints import checkpoint_settings, migrate
 from smile.training.recipe import (
     build_optimizer,
     build_scheduler,
@@ -39,6 +41,9 @@ from smile.training.recipe import (
     positive_weights,
     smooth_targets,
 )
+
+if TYPE_CHECKING:
+    from smile.data.datamodule import CelebADataModule
 
 
 def attribute_names(names: Sequence[str] | str) -> list[str]:
@@ -178,9 +183,11 @@ class AttributeClassifier(pl.LightningModule):
     def start_from(self, source: str) -> str:
         """Load the weights of the trained model ``source`` where they fit (``model.init``); returns what
         was taken. Raises an :class:`OptionError` when its network is another than this one."""
-        from smile.checkpoints import trained_weights
+        from smile.trained.checkpoints import evaluation_weights
+        from smile.trained.inference import checkpoint_of
 
-        weights, hyper = trained_weights(source)
+        checkpoint = checkpoint_of(source)
+        weights, hyper = evaluation_weights(checkpoint), checkpoint["hyper_parameters"]
         own = self.state_dict()
         same_attributes = list(hyper.get("attributes", [])) == self.attributes
         taken = {
@@ -224,8 +231,8 @@ class AttributeClassifier(pl.LightningModule):
 
     @property
     def test_time_views(self) -> tuple[bool, tuple[float, ...]]:
-        """``(mirror, shifts)`` of evaluation (``tta``, ``tta_shifts``; a checkpoint older than
-        ``tta_shifts`` has none): :func:`smile.models.views.view_averaged`'s settings, for export too."""
+        """``(mirror, shifts)`` of evaluation (``tta``, ``tta_shifts``): :func:`smile.models.views.view_averaged`'s
+        settings, as :class:`~smile.trained.description.ModelDescription` records them."""
         return bool(self.hparams.get("tta")), tuple(self.hparams.get("tta_shifts") or ())
 
     def _stats(self, stage: str) -> Metric:
@@ -335,10 +342,18 @@ class AttributeClassifier(pl.LightningModule):
         scheduler = build_scheduler(optimizer, hp.scheduler, total, round(hp.warmup_epochs * total / epochs))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> AttributeClassifier:
+        """The system a loaded checkpoint (:func:`smile.trained.checkpoints.load_checkpoint`) holds, with
+        its weights and thresholds, in eval mode, on the CPU: for the tools that evaluate a checkpoint
+        without a Trainer (``smile report``, ``smile thresholds``, the benchmarks)."""
+        model = cls(**checkpoint_settings(checkpoint).model)
+        model.on_load_checkpoint(checkpoint)
+        model.load_state_dict(checkpoint["state_dict"])
+        return model.eval()
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("state_dict", {})
-        if state and "thresholds" not in state:  # saved before the thresholds were: 0.5 for all
-            state["thresholds"] = torch.full_like(self.thresholds, DEFAULT_THRESHOLD)
+        migrate(checkpoint)  # a file of an older version, as the Trainer loaded it
         saved = list(checkpoint.get("hyper_parameters", {}).get("attributes", []))
         if saved and saved != self.attributes:
             raise CheckpointError(
@@ -346,3 +361,35 @@ class AttributeClassifier(pl.LightningModule):
                 f"{self.attributes}. Drop --data.attributes to use the checkpoint's own list, or train a "
                 "model for these attributes."
             )
+
+
+def restore(
+    source: str | Path,
+    stage: Literal["validate", "test"],
+    device: str = "auto",
+    **data_overrides: Any,
+) -> tuple[AttributeClassifier, CelebADataModule, dict[str, Any], Path]:
+    """A trained model's system (on ``device``: ``auto`` is a GPU when there is one) and its run's data
+    module set up for ``stage``, with the loaded checkpoint and its file: ``source`` is anything
+    :func:`smile.trained.sources.resolve` takes that has training settings. ``data_overrides`` that are
+    not ``None`` replace the run's data settings (``root``, ``batch_size``, ``cache_dir``...)."""
+    from smile.data.datamodule import CelebADataModule
+    from smile.data.layouts import STAGE_SPLITS
+    from smile.trained.checkpoints import load_checkpoint
+    from smile.trained.sources import resolve
+
+    path = resolve(source).checkpoint_path()
+    checkpoint = load_checkpoint(path)
+    settings = checkpoint_settings(checkpoint)
+    data = dict(settings.data)
+    if not data:
+        raise CheckpointError(f"{path} holds no data settings (datamodule_hyper_parameters); train it with the CLI")
+    data["attributes"] = settings.model["attributes"]  # the model's list (the same, for CLI-trained runs)
+    data["synthetic_images"] = None  # evaluating never generates data at the run's (or a given) root
+    data.update({key: value for key, value in data_overrides.items() if value is not None})
+    model = AttributeClassifier.from_checkpoint(checkpoint)
+    model.to(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    datamodule = CelebADataModule(**data)
+    datamodule.prepare_splits(STAGE_SPLITS[stage])
+    datamodule.setup(stage)
+    return model, datamodule, checkpoint, path

@@ -20,7 +20,6 @@ from helpers.cli import FAST
 from PIL import Image
 from torchvision import transforms
 
-from smile.checkpoints import load_checkpoint
 from smile.cli import main
 from smile.data import cache as cache_module
 from smile.data.batch_transforms import eval_crop, random_crop_flip
@@ -34,7 +33,7 @@ from smile.data.cache import (
 )
 from smile.data.datamodule import CelebADataModule
 from smile.errors import DataError
-from smile.restore import model_and_data
+from smile.system import restore
 
 
 def datamodule(root: Path, **kwargs) -> CelebADataModule:
@@ -381,10 +380,10 @@ def test_cli_fits_in_bf16_channels_last_and_predicts_from_the_cache(
             return {row["image"]: float(row["Smiling"]) for row in csv.DictReader(handle)}
 
     quiet = ["--trainer.enable_progress_bar", "false"]
-    assert main(["predict", "--ckpt_path", "last", *quiet]) == 0  # the checkpoint brings data.cache
+    assert main(["predict", "--split", "test", "--ckpt_path", "last", *quiet]) == 0  # the checkpoint brings data.cache
     assert (folder / "test-20-64px.json").is_file()
     cached = predictions()
-    assert main(["predict", "--ckpt_path", "last", "--data.cache", "false", *quiet]) == 0
+    assert main(["predict", "--split", "test", "--ckpt_path", "last", "--data.cache", "false", *quiet]) == 0
     jpeg = predictions()
     assert list(cached) == list(jpeg) and len(cached) == 20
     assert max(abs(cached[name] - jpeg[name]) for name in cached) < 0.02
@@ -392,14 +391,14 @@ def test_cli_fits_in_bf16_channels_last_and_predicts_from_the_cache(
     # the evaluation tools (smile thresholds, smile report) decode only the split they read
     checkpoint = run / "checkpoints" / "last.ckpt"
     fresh = tmp_path / "fresh-cache"
-    model_and_data(checkpoint, load_checkpoint(checkpoint), "validate", "cpu", cache_dir=str(fresh))
+    restore(checkpoint, "validate", "cpu", cache_dir=str(fresh))
     assert [p.name for p in resolve_cache_dir(synthetic_root, fresh).glob("*.json")] == ["val-20-64px.json"]
 
 
 def test_a_tighter_window_travels_with_the_checkpoint(synthetic_root: Path, tmp_path: Path) -> None:
     """data.crop_size is saved with the run: predict (cache or JPEG), smile.load and export all use it."""
     import smile
-    from smile.export import load_for_export
+    from smile.trained.export import for_export
 
     os.chdir(tmp_path)
     cache = ["--data.cache", "true", "--data.cache_dir", str(tmp_path / "cache")]
@@ -419,9 +418,9 @@ def test_a_tighter_window_travels_with_the_checkpoint(synthetic_root: Path, tmp_
             return {row["image"]: float(row["Smiling"]) for row in csv.DictReader(handle)}
 
     quiet = ["--trainer.enable_progress_bar", "false"]
-    assert main(["predict", "--ckpt_path", "last", *quiet]) == 0
+    assert main(["predict", "--split", "test", "--ckpt_path", "last", *quiet]) == 0
     cached = predictions()
-    assert main(["predict", "--ckpt_path", "last", "--data.cache", "false", *quiet]) == 0
+    assert main(["predict", "--split", "test", "--ckpt_path", "last", "--data.cache", "false", *quiet]) == 0
     jpeg = predictions()
     assert max(abs(cached[name] - jpeg[name]) for name in cached) < 0.02
     predictor = smile.load(checkpoint)
@@ -429,7 +428,7 @@ def test_a_tighter_window_travels_with_the_checkpoint(synthetic_root: Path, tmp_
     names = sorted(jpeg)[:4]
     aligned = predictor.predict_aligned([Image.open(synthetic_root / "img_align_celeba" / n) for n in names])
     assert np.abs(aligned[:, 0] - np.array([jpeg[n] for n in names])).max() < 1e-4
-    _, metadata = load_for_export(checkpoint)
+    _, metadata = for_export(checkpoint)
     assert metadata["input"]["crop_size"] == 120
     assert "central 120x120 crop (rows 49-168 of the 218)" in metadata["preprocessing"]
     assert metadata["image_transform"] == ["CentreWindow(image_size=64, crop_size=120)"]

@@ -212,7 +212,7 @@ def test_a_split_left_empty_and_a_zero_subset(synthetic_root: Path, tmp_path: Pa
 
 
 def test_a_bad_image_met_in_a_loader_worker_is_a_one_line_error(
-    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    synthetic_root: Path, smiling_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     root = tmp_path / "celeba"
     shutil.copytree(synthetic_root, root)
@@ -220,7 +220,8 @@ def test_a_bad_image_met_in_a_loader_worker_is_a_one_line_error(
     os.chdir(tmp_path)
     code = main(
         [
-            "validate", "--data.root", str(root), "--data.num_workers", "1", "--data.batch_size", "4",
+            "validate", "--ckpt_path", str(smiling_checkpoint), "--data.root", str(root),
+            "--data.num_workers", "1", "--data.batch_size", "4",
             "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
         ]
     )  # fmt: skip

@@ -114,14 +114,14 @@ def test_a_limited_test_reports_the_images_it_covered(trained: Path, capsys: pyt
 
 def test_predict_writes_probabilities_csv(trained: Path) -> None:
     os.chdir(trained)
-    assert main(["predict", "--ckpt_path", "last", "--trainer.enable_progress_bar", "false"]) == 0
+    assert main(["predict", "--split", "test", "--ckpt_path", "last", "--trainer.enable_progress_bar", "false"]) == 0
     with open(trained / "lightning_logs" / "version_0" / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 20
     assert rows[0]["image"].endswith("000181.jpg")
     assert all(0.0 <= float(row["Smiling"]) <= 1.0 for row in rows)
     # a second predict keeps the first file
-    assert main(["predict", "--ckpt_path", "last", "--trainer.enable_progress_bar", "false"]) == 0
+    assert main(["predict", "--split", "test", "--ckpt_path", "last", "--trainer.enable_progress_bar", "false"]) == 0
     with open(trained / "lightning_logs" / "version_0" / "predictions-2.csv") as handle:
         assert list(csv.DictReader(handle)) == rows
 

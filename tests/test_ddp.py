@@ -91,7 +91,7 @@ def test_ddp_two_processes_count_every_sample_once(synthetic_root: Path, tmp_pat
 
 def check_ddp_predictions(checkpoint: Path, cwd: Path, expected: list[float]) -> None:
     """``predict`` with 2 processes writes one predictions.csv with each test image once."""
-    predict = smile(["predict", "--ckpt_path", str(checkpoint), *COMMON, *DDP], cwd)
+    predict = smile(["predict", "--split", "test", "--ckpt_path", str(checkpoint), *COMMON, *DDP], cwd)
     assert predict.returncode == 0, predict.stderr[-4000:]
     run = checkpoint.parent.parent
     with open(run / "predictions.csv") as handle:

@@ -11,10 +11,10 @@ from helpers.benchmarks import benchmark
 from helpers.cli import FAST
 
 from smile.cli import main
-from smile.ensemble import join
 from smile.errors import CheckpointError
 from smile.models import build_network
 from smile.system import AttributeClassifier
+from smile.trained.ensemble import join
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ from PIL import Image
 
 from smile.cli import main
 from smile.data.pil_transforms import eval_transform
-from smile.export import load_exported, read_metadata
 from smile.system import AttributeClassifier
+from smile.trained.exported import read_metadata
+from smile.trained.inference import load_model
 
 TOLERANCE = 1e-4
 
@@ -64,7 +65,7 @@ def test_exported_model_matches_the_checkpoint(
             main(["export", "--ckpt_path", str(smiling_checkpoint), "--format", fmt, "--out", str(out)]) == 0
         )
     generator = torch.Generator().manual_seed(3)
-    run = load_exported(out)
+    run = load_model(out)
     for images in (
         torch.rand(1, 3, 64, 64, generator=generator),
         torch.rand(7, 3, 64, 64, generator=generator),  # any batch size
@@ -89,8 +90,8 @@ def test_exported_model_matches_the_checkpoint(
     }
     assert "central 178x178 crop" in metadata["preprocessing"]
     assert metadata["image_transform"] == ["CentreWindow(image_size=64, crop_size=178)"]
-    assert metadata["checkpoint"]["file"] == smiling_checkpoint.name
-    assert metadata["producer"]["exporter"] == "torch.export"
+    assert metadata["provenance"]["file"] == smiling_checkpoint.name
+    assert metadata["provenance"]["producer"]["exporter"] == "torch.export"
 
 
 def test_onnx_metadata_props_and_uint8_input(
@@ -136,11 +137,11 @@ def test_torchscript_is_refused_with_the_alternatives(
 
 
 def test_exported_graph_holds_the_network_and_activation_only(smiling_checkpoint: Path) -> None:
-    from smile.export import load_for_export
+    from smile.trained.export import for_export
 
-    model, _ = load_for_export(smiling_checkpoint)
-    assert {name.split(".")[0] for name, _ in model.named_modules() if name} == {"net", "tensor_steps"}
-    assert not any(isinstance(m, AttributeClassifier) for m in model.modules())
+    model, _ = for_export(smiling_checkpoint)
+    assert {name.split(".")[0] for name, _ in model.module.named_modules() if name} == {"net", "tensor_steps"}
+    assert not any(isinstance(m, AttributeClassifier) for m in model.module.modules())
 
 
 def test_test_time_views_are_built_into_the_export(
@@ -156,7 +157,7 @@ def test_test_time_views_are_built_into_the_export(
     out = tmp_path / "views.onnx"
     assert main(["export", "--ckpt_path", str(views), "--out", str(out)]) == 0
     with_views = AttributeClassifier.load_from_checkpoint(views, map_location="cpu", weights_only=True).eval()
-    assert read_metadata(out)["model"]["tta_shifts"] == [-0.1, 0.05]
-    got = load_exported(out)(real_images)
+    assert read_metadata(out)["views"] == {"mirror": True, "shifts": [-0.1, 0.05]}
+    got = load_model(out)(real_images)
     assert (got - _expected(with_views, real_images)).abs().max() <= TOLERANCE
     assert (got - _expected(model, real_images)).abs().max() > 10 * TOLERANCE

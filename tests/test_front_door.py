@@ -29,7 +29,7 @@ def run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ["test", "--trainer.enable_progress_bar", "false"],
         ["validate", "--trainer.enable_progress_bar", "false"],
-        ["predict", "--trainer.enable_progress_bar", "false"],
+        ["predict", "--split", "test", "--trainer.enable_progress_bar", "false"],
         ["report"],
     ],
 )

@@ -120,7 +120,7 @@ def test_predicting_with_another_attribute_list_is_an_error(
     all40: Path, capsys: pytest.CaptureFixture
 ) -> None:
     os.chdir(all40.parent.parent)
-    code = main(["predict", "--ckpt_path", "best", "--data.attributes", "[Smiling, Male]", *FAST])
+    code = main(["predict", "--split", "test", "--ckpt_path", "best", "--data.attributes", "[Smiling, Male]", *FAST])
     assert code == 2
     err = capsys.readouterr().err
     assert "trained for attributes ['5_o_Clock_Shadow'" in err and "['Smiling', 'Male']" in err

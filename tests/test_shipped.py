@@ -17,10 +17,11 @@ from helpers.cli import QUIET, ROOT, smile_env
 from helpers.photos import needs_mtcnn
 
 import smile
-from smile import shipped
-from smile.checkpoints import load_checkpoint, resolve_checkpoint
 from smile.cli import main
 from smile.errors import CheckpointError
+from smile.trained import shipped
+from smile.trained.checkpoints import load_checkpoint
+from smile.trained.sources import resolve
 
 MODELS = shipped.shipped_models()
 
@@ -75,21 +76,21 @@ def test_a_damaged_or_truncated_weights_file_is_refused(
             smile.load("smiling")
         path.write_bytes(bytes(data[: len(data) // 2]))
         with pytest.raises(CheckpointError, match="damaged or replaced"):
-            resolve_checkpoint("smiling")
+            resolve("smiling").checkpoint_path()
         assert main(["predict", str(ROOT / "tests"), "--ckpt_path", "smiling"]) == 2
     finally:
         shipped.shipped_models.cache_clear()
 
 
 def test_names_work_where_checkpoints_are_taken_and_a_file_of_that_name_wins(tmp_path: Path) -> None:
-    path = resolve_checkpoint("attributes")
+    path = resolve("attributes").checkpoint_path()
     checkpoint = load_checkpoint(path)
     assert len(checkpoint["hyper_parameters"]["attributes"]) == 40
     assert checkpoint["datamodule_hyper_parameters"]["root"] == "data/celeba"
-    assert resolve_checkpoint("attributes") == path  # written once
+    assert resolve("attributes").checkpoint_path() == path  # written once
     os.chdir(tmp_path)
     shutil.copy(path, tmp_path / "attributes")
-    assert resolve_checkpoint("attributes") == Path("attributes")
+    assert resolve("attributes").checkpoint_path() == Path("attributes")
     model = smile.load()
     assert model.backend == "shipped" and model.attributes == ["Smiling"] and not model.synthetic
 

@@ -17,15 +17,15 @@ from helpers.cli import FAST
 from helpers.runs import last_scalars
 
 import smile
-from smile.checkpoints import checkpoint_settings
 from smile.cli import main
 from smile.data.datamodule import CelebADataModule
 from smile.data.synthetic import generate_dataset
 from smile.evaluation.metrics import confusion
 from smile.evaluation.runner import predict_split
 from smile.evaluation.thresholds import tune_thresholds
-from smile.export import load_for_export
 from smile.system import AttributeClassifier
+from smile.trained.checkpoints import checkpoint_settings
+from smile.trained.export import for_export
 
 # six attributes: the report draws per-attribute figures for Smiling alone (more than five)
 ATTRIBUTES = ["Smiling", "Male", "Eyeglasses", "Young", "Bangs", "Wearing_Hat"]
@@ -106,7 +106,7 @@ def test_predict_csv_api_and_export_use_the_saved_thresholds(tuned_run: Path) ->
     checkpoint = tuned_run / "checkpoints" / "best.ckpt"
     thresholds = torch.load(checkpoint, weights_only=True)["state_dict"]["thresholds"].numpy()
     os.chdir(tuned_run.parent.parent)
-    assert main(["predict", "--ckpt_path", str(checkpoint), *FAST]) == 0
+    assert main(["predict", "--split", "test", "--ckpt_path", str(checkpoint), *FAST]) == 0
     with open(tuned_run / "predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows
@@ -120,7 +120,7 @@ def test_predict_csv_api_and_export_use_the_saved_thresholds(tuned_run: Path) ->
     assert not predictor.decide(probs)[0].any() and predictor.decide(probs)[1].all()
     assert (smile.load(checkpoint, threshold=0.5).thresholds == 0.5).all()
 
-    _, metadata = load_for_export(checkpoint)
+    _, metadata = for_export(checkpoint)
     assert list(metadata["thresholds"]) == ATTRIBUTES
     assert list(metadata["thresholds"].values()) == pytest.approx(thresholds.tolist())
     assert metadata["threshold_criterion"] == "balanced_acc"

@@ -1,5 +1,5 @@
 """``smile ensemble A.ckpt B.ckpt [...] --out ensemble.ckpt``: trained checkpoints joined into one that
-predicts the mean of their logits (:func:`smile.ensemble.join`)."""
+predicts the mean of their logits (:func:`smile.trained.ensemble.join`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from smile.commands import CommandParser
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="smile ensemble",
         description="Join trained checkpoints into one that predicts the mean of their logits.",
     )
@@ -23,17 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
 
-    import torch
+    from smile.io import fresh_path
+    from smile.trained.checkpoints import save_checkpoint
+    from smile.trained.ensemble import join
+    from smile.trained.sources import resolve
 
-    from smile.checkpoints import resolve_checkpoint
-    from smile.ensemble import join
-    from smile.io import atomic_write, fresh_path
-
-    paths = [resolve_checkpoint(value) for value in args.checkpoints]
+    paths = [resolve(value).checkpoint_path() for value in args.checkpoints]
     checkpoint = join(paths)
-    out = fresh_path(args.out)
-    with atomic_write(out, "wb") as handle:
-        torch.save(checkpoint, handle)
+    out = save_checkpoint(checkpoint, fresh_path(args.out))
     members = ", ".join(m["net"] for m in checkpoint["hyper_parameters"]["net_kwargs"]["members"])
     print(f"Wrote {out}: the mean logit of {len(paths)} models ({members})", file=sys.stderr)
     return 0

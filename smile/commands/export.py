@@ -1,18 +1,21 @@
 """``smile export``: a checkpoint as an ONNX or ``torch.export`` (.pt2) file that runs without this
-project (:mod:`smile.export`)."""
+project (:mod:`smile.trained.export`)."""
 
 from __future__ import annotations
 
 import argparse
 
+from smile.commands import CommandParser
+from smile.commands.report import add_model_option
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="smile export",
         description="Export a checkpoint as an ONNX or torch.export (.pt2) model that maps aligned face images "
         "(N, 3, S, S) to attribute probabilities, with the attribute names and preprocessing in its metadata.",
     )
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint file, or best / last (newest run's)")
+    add_model_option(parser, "export")
     parser.add_argument("--format", default="onnx", help="onnx (default) or pt2")
     parser.add_argument(
         "--out", default=None, help="output file (default: beside the checkpoint, .onnx / .pt2)"
@@ -34,9 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
 
-    from smile.export import INPUT_NAME, OUTPUT_NAME, export, read_metadata
+    from smile.trained.export import export
+    from smile.trained.exported import INPUT_NAME, OUTPUT_NAME, read_metadata
+    from smile.trained.sources import required
 
-    target = export(args.ckpt_path, args.format, args.out, args.input_dtype, args.opset, not args.no_check)
+    source = required(args.ckpt_path, "export")
+    target = export(source.given, args.format, args.out, args.input_dtype, args.opset, not args.no_check)
     metadata = read_metadata(target)
     print(
         f"Wrote {target}: {args.format}, input {INPUT_NAME} {metadata['input']['dtype']} "

@@ -12,33 +12,38 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonargparse import Namespace, lazy_instance
+from jsonargparse import DefaultHelpFormatter, Namespace, lazy_instance
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from smile.checkpoints import (
-    LOG_ROOT,
-    checkpoint_settings,
-    load_checkpoint,
-    resolve_checkpoint,
-    run_folder,
-    which_checkpoint,
-)
-from smile.console import PlainHelpFormatter, quiet_upstream
+from smile.console import plain, quiet_upstream, say
 from smile.data.datamodule import CelebADataModule
 from smile.devices import check_devices, cpu_precision
-from smile.distributed import say
 from smile.system import AttributeClassifier
+from smile.trained.checkpoints import checkpoint_settings, load_checkpoint, run_folder
+from smile.trained.sources import LOG_ROOT, required, resolve
 from smile.training.callbacks import LastCheckpoint, PredictionWriter, SaveRunConfig
 from smile.training.resume import ResumableTraining
 
 TENSORBOARD = "pytorch_lightning.loggers.TensorBoardLogger"
+
+
+class PlainHelpFormatter(DefaultHelpFormatter):
+    """jsonargparse's help, with docstring markup removed from option and group texts."""
+
+    def _expand_help(self, action) -> str:
+        return plain(super()._expand_help(action))
+
+    def start_section(self, heading: str | None) -> None:
+        super().start_section(plain(heading) if heading else heading)
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(plain(text))
 
 
 class SmileArgumentParser(LightningArgumentParser):
@@ -147,8 +152,9 @@ class SmileCLI(LightningCLI):
             "--ckpt_path",
             type=str | None,
             default=None,
-            help="A checkpoint (a file, or best / last: the newest run's): fit resumes from it; the other "
-            "commands evaluate it. Its run's settings are the defaults.",
+            help="A model: fit resumes from a checkpoint; validate, test and predict need one and evaluate it "
+            "(smiling, attributes, best / last: the newest run's, or a file). Its run's settings are the "
+            "defaults.",
         )
         parser.add_argument(
             "--test_after_fit",
@@ -168,9 +174,12 @@ class SmileCLI(LightningCLI):
         """Parse ``args``; with ``--ckpt_path``, parse them again over the checkpoint's settings
         (:func:`checkpoint_defaults`). Then check the devices and the precision before anything starts."""
         config = parser.parse_args(args)
+        if self.command != "fit":
+            required(config.ckpt_path, self.command)  # never a freshly initialised network
         if config.ckpt_path:
-            path = resolve_checkpoint(config.ckpt_path)
-            note = which_checkpoint(config.ckpt_path, path)
+            source = resolve(config.ckpt_path)
+            path = source.checkpoint_path()
+            note = source.note()
             if note:
                 say(note)
             parser.set_defaults(checkpoint_defaults(parser, path, self.command))
@@ -190,7 +199,7 @@ class SmileCLI(LightningCLI):
         if best is not None and best.best_model_path:
             return best.best_model_path
         reason = "fast_dev_run writes no checkpoint" if self.trainer.fast_dev_run else "no best checkpoint"
-        print(f"test_after_fit: {reason}; testing the weights as they are", file=sys.stderr)
+        say(f"test_after_fit: {reason}; testing the weights as they are")
         return None
 
     def report(self) -> None:
@@ -198,7 +207,7 @@ class SmileCLI(LightningCLI):
         if not self.config.report or self.trainer.interrupted:
             return
         if self.trainer.fast_dev_run:
-            print("fast_dev_run: no report (it writes no run folder)", file=sys.stderr)
+            say("fast_dev_run: no report (it writes no run folder)")
             return
         from smile.evaluation.runner import report_after_test
 

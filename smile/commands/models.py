@@ -1,5 +1,5 @@
 """``smile models``: the trained models that ship with smile, a line each; ``smile models NAME`` prints
-one's model card (:mod:`smile.shipped`)."""
+one's model card (:mod:`smile.trained.shipped`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
 
-    from smile.shipped import card_markdown, shipped_models
+    from smile.trained.checkpoints import describe
+    from smile.trained.shipped import card_markdown, checkpoint_dict, read_weights, shipped_models
 
     models = shipped_models()
     if args.name is None:
@@ -31,5 +32,6 @@ def main(argv: list[str]) -> int:
         return 0
     if args.name not in models:
         raise OptionError(f"no shipped model {args.name!r}: choose one of {', '.join(models)}")
-    print(card_markdown(models[args.name].card), end="")
+    model = models[args.name]
+    print(card_markdown(model.card, describe(checkpoint_dict(*read_weights(model)))), end="")
     return 0

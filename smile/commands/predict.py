@@ -1,10 +1,15 @@
 """``smile predict``: a model's predictions on your photos, or on the test split of its CelebA data.
 
-``smile predict PHOTO [PHOTO ...]`` (files or folders) runs the photos through the photo pipeline
-(:mod:`smile.photos.pipeline`: find the faces, frame them like CelebA, predict), prints a table of the
-faces and writes the CSV (:mod:`smile.photos.predictions`). Without a photo, and with any
-``--trainer.*``/``--data.*``/``--model.*`` option, it is Lightning's predict loop over the test split
-of the checkpoint's data (:mod:`smile.commands.lightning`), which writes ``predictions.csv`` into the run.
+Two modes, said explicitly:
+
+- ``smile predict PHOTO [PHOTO ...]`` (files or folders) runs the photos through the photo pipeline
+  (:mod:`smile.photos.pipeline`: find the faces, frame them like CelebA, predict), prints a table of the
+  faces and writes the CSV (:mod:`smile.photos.predictions`); the model defaults to ``smiling``.
+- ``smile predict --split test --ckpt_path MODEL`` is Lightning's predict loop over the test split of the
+  model's run data (:mod:`smile.commands.lightning`), which writes ``predictions.csv`` into the run; it
+  takes every option of ``smile test`` and, like it, needs a model.
+
+In either mode an unknown option is named as such, with the nearest known one.
 """
 
 from __future__ import annotations
@@ -14,19 +19,22 @@ import sys
 import warnings
 from pathlib import Path
 
-from smile.commands import add_face_options
-from smile.shipped import DEFAULT as DEFAULT_MODEL
+from smile.commands import CommandParser, add_face_options
+from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
 
 DESCRIPTION = """\
 Predict the attributes of the faces in your photos: each photo's faces are found, framed like
 CelebA's aligned images and predicted; a table goes to the terminal and every face gets a CSV row.
 
-Without PHOTO, predicts the test split of the checkpoint's CelebA data through Lightning instead
-(predictions.csv in the run folder); that form takes every option of smile test."""
+smile predict --split test --ckpt_path MODEL predicts the test split of a model's CelebA data through
+Lightning instead (predictions.csv in the run folder); that form needs a model and takes every option
+of smile test (smile predict --split test --help)."""
+#: The splits ``--split`` takes (the data module's predict loop reads the test split).
+SPLITS = ("test",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="smile predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
@@ -57,25 +65,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch_size", type=int, default=64, help="faces per network run")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        help="instead of photos, predict this split of the model's CelebA data through Lightning (needs "
+        "--ckpt_path; takes smile test's options)",
+    )
     return parser
 
 
+def split_mode(argv: list[str]) -> str | None:
+    """The split ``--split`` names in ``argv``, or ``None`` (photo mode)."""
+    for index, arg in enumerate(argv):
+        if arg == "--split":
+            return argv[index + 1] if index + 1 < len(argv) else ""
+        if arg.startswith("--split="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str]) -> int:
-    args, unknown = build_parser().parse_known_args(argv)
-    if unknown or not args.photos:
+    split = split_mode(argv)
+    if split is not None:
+        if split not in SPLITS:
+            build_parser().error(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
         from smile.commands import trainer
 
-        return trainer.predict(argv)
+        rest = [
+            arg
+            for index, arg in enumerate(argv)
+            if arg != "--split"
+            and not arg.startswith("--split=")
+            and not (index > 0 and argv[index - 1] == "--split")
+        ]
+        return trainer.predict(rest)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.photos:
+        parser.error(
+            "give photos (files or folders), or --split test --ckpt_path MODEL to predict a model's test split"
+        )
     return predict_photos(args)
 
 
 def predict_photos(args: argparse.Namespace) -> int:
     from smile.api import DRAWN_FACES, load
-    from smile.checkpoints import run_folder, which_checkpoint
     from smile.errors import DataError
     from smile.faces.images import list_photos
     from smile.io import fresh_path
     from smile.photos import predictions
+    from smile.trained.checkpoints import run_folder
 
     with warnings.catch_warnings():  # said below, once, as a line of the command's own
         warnings.simplefilter("ignore", UserWarning)
@@ -87,7 +126,7 @@ def predict_photos(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             no_face=args.no_face,
         ).with_options(aligned=args.aligned)
-    note = which_checkpoint(args.ckpt_path, predictor.source)
+    note = predictor.model.source.note()
     if note:
         print(note, file=sys.stderr)
     if predictor.synthetic:

@@ -7,9 +7,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from smile.commands import boolean
+from smile.commands import CommandParser, boolean
 from smile.evaluation import DEFAULT_GROUPS
 from smile.evaluation.thresholds import CRITERIA, MIN_TUNE_COUNT
+
+
+def add_model_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--ckpt_path``, which every command that evaluates a model needs (never a fresh network)."""
+    parser.add_argument(
+        "--ckpt_path",
+        metavar="MODEL",
+        help=f"required: the model to {what}: smiling / attributes (shipped), best / last (the newest run's) "
+        "or a checkpoint file",
+    )
 
 
 def add_checkpoint_data_options(parser: argparse.ArgumentParser) -> None:
@@ -26,14 +36,14 @@ def add_checkpoint_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="smile report",
         description=(
             "Write the evaluation report of a checkpoint (metrics.json, report.md and PNG figures) into "
             "its run folder's report/ directory, using the checkpoint's own data settings."
         ),
     )
-    parser.add_argument("--ckpt_path", default="best", help="a .ckpt file, or best / last (default: best)")
+    add_model_option(parser, "report on")
     parser.add_argument(
         "--attributes",
         nargs="+",
@@ -93,18 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
 
-    from smile.checkpoints import load_checkpoint, resolve_checkpoint, run_folder, which_checkpoint
     from smile.evaluation.runner import REPORT_DIR, checkpoint_source, make_report
     from smile.io import fresh_path
-    from smile.restore import model_and_data
+    from smile.system import restore
+    from smile.trained.checkpoints import run_folder
+    from smile.trained.sources import required
 
-    path = resolve_checkpoint(args.ckpt_path)
-    note = which_checkpoint(args.ckpt_path, path)
+    source = required(args.ckpt_path, "report")
+    note = source.note()
     if note:
         print(note, file=sys.stderr)
-    checkpoint = load_checkpoint(path)
     overrides = {"root": args.root, "batch_size": args.batch_size, "num_workers": args.num_workers}
-    model, datamodule = model_and_data(path, checkpoint, "test", args.device, **overrides)
+    model, datamodule, checkpoint, path = restore(source.given, "test", args.device, **overrides)
     run = run_folder(path)
     out = (
         Path(args.out)

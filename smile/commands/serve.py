@@ -16,7 +16,7 @@ import sys
 from smile.commands import add_face_options
 from smile.errors import SmileError
 from smile.serve.settings import ServeSettings
-from smile.shipped import DEFAULT as DEFAULT_MODEL
+from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
 
 
 def _app_module():

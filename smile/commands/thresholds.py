@@ -15,17 +15,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from smile.commands.report import add_checkpoint_data_options
+from smile.commands import CommandParser
+from smile.commands.report import add_checkpoint_data_options, add_model_option
 from smile.evaluation.thresholds import CRITERIA, DEFAULT_THRESHOLD, MIN_TUNE_COUNT
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="smile thresholds",
         description="Choose a checkpoint's decision thresholds on the validation split and save them in a new "
         "checkpoint.",
     )
-    parser.add_argument("--ckpt_path", default="best", help="a .ckpt file, or best / last")
+    add_model_option(parser, "choose thresholds for")
     parser.add_argument(
         "--criterion",
         choices=CRITERIA,
@@ -45,24 +46,23 @@ def main(argv: list[str]) -> int:
     import numpy as np
     import torch
 
-    from smile.checkpoints import load_checkpoint, resolve_checkpoint
     from smile.evaluation.metrics import mean_rates
     from smile.evaluation.runner import predict_split
     from smile.evaluation.thresholds import tune_thresholds
-    from smile.io import atomic_write, fresh_path
-    from smile.restore import model_and_data
+    from smile.io import fresh_path
+    from smile.system import restore
+    from smile.trained.checkpoints import save_checkpoint
+    from smile.trained.sources import required
 
-    path = resolve_checkpoint(args.ckpt_path)
-    checkpoint = load_checkpoint(path)
+    source = required(args.ckpt_path, "thresholds")
     overrides = {"root": args.root, "batch_size": args.batch_size, "num_workers": args.num_workers}
-    model, datamodule = model_and_data(path, checkpoint, "validate", args.device, **overrides)
+    model, datamodule, checkpoint, path = restore(source.given, "validate", args.device, **overrides)
     val = predict_split(model, datamodule, "val")
     chosen, tuned = tune_thresholds(val.probs, val.labels, args.criterion)
     checkpoint["state_dict"]["thresholds"] = torch.as_tensor(chosen, dtype=torch.float32)
     checkpoint["hyper_parameters"]["threshold_criterion"] = args.criterion
     out = fresh_path(args.out or path.with_name(f"{path.stem}-{args.criterion}{path.suffix}"))
-    with atomic_write(out, "wb") as handle:
-        torch.save(checkpoint, handle)
+    save_checkpoint(checkpoint, out)
     before = mean_rates(val.probs, val.labels, np.full(len(chosen), DEFAULT_THRESHOLD))
     after = mean_rates(val.probs, val.labels, chosen)
     untuned = [name for name, done in zip(val.attributes, tuned) if not done]

@@ -9,14 +9,22 @@ DESCRIPTIONS = {
     "fit": "Train a model; --ckpt_path resumes a run where it stopped.",
     "validate": "Evaluate a checkpoint on the validation split.",
     "test": "Evaluate a checkpoint on the test split and write its evaluation report.",
-    "predict": "Write predictions.csv: a checkpoint's probabilities for the test split of its data.",
+    "predict": "smile predict --split test: write predictions.csv, a model's probabilities for the test "
+    "split of its run's data.",
+}
+
+#: What each command's usage line says it needs (the evaluating ones a model: never a fresh network).
+USAGES = {
+    "validate": "validate --ckpt_path MODEL",
+    "test": "test --ckpt_path MODEL",
+    "predict": "predict --split test --ckpt_path MODEL",
 }
 
 #: The options that matter, one line each; ``--help_all`` lists them all.
 OPTIONS = """  --config FILE              a config: configs/smile.yaml (Smiling), attributes.yaml (all 40),
                              notebook.yaml (the notebook's recipe), demo.yaml; overlays: full.yaml, ddp.yaml
-  --ckpt_path FILE           a checkpoint (best / last: the newest run's; smiling / attributes: a shipped
-                             model); its run's settings are the defaults{fit_ckpt}
+  --ckpt_path MODEL          {ckpt_rule}: smiling / attributes (shipped), best / last (the
+                             newest run's) or a file; its run's settings are the defaults
   --data.root DIR            CelebA (official, torchvision or Kaggle layout), or your own labelled photos
                              (class folders or a CSV: --data.photos.positive, --data.photos.split)
   --data.attributes NAMES    what to predict: [Smiling], [Smiling, Male], or all
@@ -33,12 +41,12 @@ OPTIONS = """  --config FILE              a config: configs/smile.yaml (Smiling)
 
 
 def short_help(command: str) -> str:
-    fit_ckpt = ": fit resumes from it" if command == "fit" else ""
+    rule = "a checkpoint to resume from" if command == "fit" else "required, the model to evaluate"
     extra = "\n  --test_after_fit true      after fit, test the best checkpoint" if command == "fit" else ""
     return (
-        f"usage: smile {command} [--config FILE] [options]\n\n{DESCRIPTIONS[command]}\n\n"
+        f"usage: smile {USAGES.get(command, command + ' [--config FILE]')} [options]\n\n{DESCRIPTIONS[command]}\n\n"
         f"options that matter (all of them: smile {command} --help_all):\n"
-        f"{OPTIONS.format(fit_ckpt=fit_ckpt)}{extra}\n"
+        f"{OPTIONS.format(ckpt_rule=rule)}{extra}\n"
     )
 
 

@@ -47,7 +47,8 @@ import torch.utils.data
 from filelock import FileLock
 from torch.utils.data import Dataset
 
-from smile.data.celeba import ALIGNED_SIZE, CROP_PLAY, CROP_SIZE, MIN_CROP_SIZE, centre_window
+from smile.console import say
+from smile.data.celeba import ALIGNED_SIZE, CROP_PLAY, CROP_SIZE, IMAGE_SIZE, MIN_CROP_SIZE, centre_window
 from smile.errors import DataError
 from smile.io import atomic_write, check_space
 
@@ -498,17 +499,13 @@ def _remove(*paths: Path) -> None:
             path.unlink()
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def open_cache(
     split: str,
     image_dir: str | Path,
     files: Sequence[str],
     labels: np.ndarray,
     folder: str | Path,
-    image_size: int = 64,
+    image_size: int = IMAGE_SIZE,
     decoder: str = "pil",
     workers: int | None = None,
     progress: bool | None = None,
@@ -581,7 +578,7 @@ def _build_images(
     tmp = images_path.with_name(f".{images_path.name}.{os.getpid()}.tmp")
     shape = (key.count, 3, geometry.height, geometry.image_size)
     workers = default_build_workers() if workers is None else workers
-    _log(
+    say(
         f"Decoding the {key.split} split ({key.count} images) once into {images_path} "
         f"({np.prod(shape) / 1e9:.2f} GB, {geometry.image_size}x{geometry.height}, decoder {decoder}, "
         f"{workers if decoder != 'torchvision' else 1} processes)"
@@ -600,7 +597,7 @@ def _build_images(
         _remove(tmp)
         raise
     elapsed = time.perf_counter() - started
-    _log(f"Decoded {key.count} images in {elapsed:.1f} s ({key.count / max(elapsed, 1e-9):.0f} images/s)")
+    say(f"Decoded {key.count} images in {elapsed:.1f} s ({key.count / max(elapsed, 1e-9):.0f} images/s)")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "Wearing_Necktie", "Young",
 )  # fmt: skip
 
+#: The network's input side by default (``data.image_size``): the notebook's 64x64 crops.
+IMAGE_SIZE = 64
 #: The side of the square window the original transforms crop from an aligned image (its whole width):
 #: the default and largest ``data.crop_size``.
 CROP_SIZE = 178

@@ -26,7 +26,7 @@ from smile.data.cache import (
     open_cache,
     resolve_cache_dir,
 )
-from smile.data.celeba import CROP_SIZE, resolve_attributes
+from smile.data.celeba import CROP_SIZE, IMAGE_SIZE, resolve_attributes
 from smile.data.dataset import ImageAttributes
 from smile.data.layouts import (
     SPLITS,
@@ -179,7 +179,7 @@ class CelebADataModule(pl.LightningDataModule):
         root: str = "data/celeba",
         attributes: Sequence[str] | str = ("Smiling",),
         subsets: Subsets | None = None,
-        image_size: int = 64,
+        image_size: int = IMAGE_SIZE,
         crop_size: int = CROP_SIZE,
         augment: dict[str, float] | None = None,
         batch_size: int = 32,

@@ -29,6 +29,7 @@ from typing import TypedDict
 
 import numpy as np
 
+from smile.console import say
 from smile.data.cache import CACHE_FOLDER
 from smile.data.celeba import IMAGE_SUFFIXES
 from smile.errors import DataError
@@ -401,4 +402,4 @@ def _align_into(layout: PhotoLayout, folder: Path, options: FaceOptions) -> None
     )
     with atomic_write(folder / "manifest.json") as handle:
         json.dump({"files": files, "rows": rows, "summary": summary}, handle)
-    print(summary, file=sys.stderr)
+    say(summary)

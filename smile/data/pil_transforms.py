@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from smile.data.celeba import ALIGNED_SIZE, CROP_PLAY, CROP_SIZE
+from smile.data.celeba import ALIGNED_SIZE, CROP_PLAY, CROP_SIZE, IMAGE_SIZE
 
 if TYPE_CHECKING:
     from torch import nn
@@ -25,7 +25,7 @@ class CentreWindow:
     left at ``round((side - crop_size) / 2)``), resized to ``image_size`` with PIL's bilinear filter (what
     torchvision's ``Resize`` does to a PIL image)."""
 
-    def __init__(self, image_size: int = 64, crop_size: int = CROP_SIZE) -> None:
+    def __init__(self, image_size: int = IMAGE_SIZE, crop_size: int = CROP_SIZE) -> None:
         self.image_size, self.crop_size = image_size, crop_size
 
     def __call__(self, image: Image.Image) -> Image.Image:
@@ -38,7 +38,7 @@ class CentreWindow:
         return f"CentreWindow(image_size={self.image_size}, crop_size={self.crop_size})"
 
 
-def train_transform(image_size: int = 64, crop_size: int = CROP_SIZE) -> transforms.Compose:
+def train_transform(image_size: int = IMAGE_SIZE, crop_size: int = CROP_SIZE) -> transforms.Compose:
     """RandomCrop(178), RandomHorizontalFlip, Resize(image_size), ToTensor (values in [0, 1]); a tighter
     ``crop_size`` c first takes the central c columns and c + 40 rows."""
     from torchvision import transforms
@@ -57,7 +57,7 @@ def train_transform(image_size: int = 64, crop_size: int = CROP_SIZE) -> transfo
     )
 
 
-def eval_transform(image_size: int = 64, crop_size: int = CROP_SIZE) -> transforms.Compose:
+def eval_transform(image_size: int = IMAGE_SIZE, crop_size: int = CROP_SIZE) -> transforms.Compose:
     """The central ``crop_size`` window resized to ``image_size`` (:class:`CentreWindow`), ToTensor
     (values in [0, 1])."""
     from torchvision import transforms

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from smile.console import say
 from smile.data.celeba import IMAGE_SUFFIXES
 from smile.data.check import scan
 from smile.data.html_pages import sniff_html
@@ -36,11 +36,6 @@ class DownloadError(SmileError):
 
 class MissingExtraError(DownloadError):
     """An optional package a source needs is not installed."""
-
-
-def say(message: str) -> None:
-    """Progress and status lines go to stderr, beside the progress bars."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def next_source_hint(source: str, root: Path) -> str:

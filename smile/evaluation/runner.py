@@ -15,7 +15,7 @@ import torch
 from pytorch_lightning.utilities import move_data_to_device
 from tqdm import tqdm
 
-from smile.checkpoints import load_checkpoint
+from smile.console import say
 from smile.data.celeba import resolve_attributes
 from smile.data.dataset import load_rgb
 from smile.errors import CheckpointError, SmileError
@@ -24,6 +24,7 @@ from smile.evaluation.curves import read_curves
 from smile.evaluation.report import Predictions, tuning_note, write_report
 from smile.evaluation.thresholds import MIN_TUNE_COUNT, model_thresholds
 from smile.io import fresh_path
+from smile.trained.checkpoints import load_checkpoint
 
 REPORT_DIR = "report"
 
@@ -191,16 +192,16 @@ def make_report(
         if logger is not None:
             logger.close()
     summary = report["summary"]
-    print(
+    say(
         f"Wrote the evaluation report to {out} ({time.perf_counter() - started:.1f} s): mean accuracy over "
         f"{summary['num_attributes']} attributes {summary['mean_acc']:.4f} on {summary['num_images']} "
         f"{test.split} images",
         file=sys.stderr,
     )
     if report["val_split_images"] is not None:
-        print(tuning_note(report), file=sys.stderr)
+        say(tuning_note(report))
     elif tune_thresholds:
-        print("Thresholds not tuned: the data has no validation split.", file=sys.stderr)
+        say("Thresholds not tuned: the data has no validation split.")
     return report
 
 
@@ -213,8 +214,7 @@ def checkpoint_source(
         "epoch": checkpoint.get("epoch") if checkpoint else None,
         "global_step": checkpoint.get("global_step") if checkpoint else None,
         "data.root": str(hp.get("root")) if hp else None,
-        "data.val_subset": hp.get("val_subset") if hp else None,
-        "data.test_subset": hp.get("test_subset") if hp else None,
+        "data.subsets": dict(hp.get("subsets") or {}) if hp else None,
     }
 
 
@@ -224,9 +224,10 @@ def report_after_test(trainer: Any, model: torch.nn.Module, datamodule: Any) -> 
     if not trainer.is_global_zero or datamodule is None:
         return None
     if trainer.world_size > 1:  # each process holds a share of the split: report from one process instead
-        print(
+        say(
             f"The report is not written under {trainer.world_size} processes; write it with "
-            f"python -m smile report --ckpt_path {trainer.ckpt_path or 'best'}"
+            f"python -m smile report --ckpt_path {trainer.ckpt_path or 'best'}",
+            file=sys.stdout,
         )
         return None
     for logger in trainer.loggers:  # the training curves are read back from the event files
@@ -247,7 +248,7 @@ def report_after_test(trainer: Any, model: torch.nn.Module, datamodule: Any) -> 
             f"the first {len(test.probs)} of {total}, as tested (trainer.limit_test_batches="
             f"{trainer.limit_test_batches})"
         )
-        print(
+        say(
             f"The report covers the {len(test.probs)} test images the test covered, not all {total} "
             f"(trainer.limit_test_batches={trainer.limit_test_batches}); smile report covers them all.",
             file=sys.stderr,

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-#: The threshold of an attribute whose threshold is not tuned.
-DEFAULT_THRESHOLD = 0.5
+from smile.trained.description import DEFAULT_THRESHOLD
+
 #: What a tuned threshold maximises on the validation split (:func:`best_threshold`).
 CRITERIA = ("acc", "balanced_acc", "f1")
 #: Validation images of each class an attribute needs before its threshold is tuned: a threshold tuned

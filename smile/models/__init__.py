@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, get_args
 
 from torch import nn
@@ -16,12 +17,22 @@ from smile.models.resnet import OriginalBN, SmallResNet
 #: The names ``model.net`` accepts: a Literal so that the parser checks them and ``--help`` lists them.
 NetworkName = Literal["original", "original_bn", "resnet", "mini_xception", "ensemble"]
 
-NETWORKS: dict[str, type[nn.Module]] = {
+
+
+def ensemble(num_outputs: int = 1, members: Sequence[Mapping[str, Any]] = ()) -> Ensemble:
+    """An :class:`~smile.models.ensemble.Ensemble` of the networks ``members`` name: each
+    ``{"net": name, "net_kwargs": {...}}``, as its checkpoint saved them."""
+    return Ensemble(
+        [build_network(member["net"], num_outputs, **(member.get("net_kwargs") or {})) for member in members]
+    )
+
+
+NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "original": OriginalCNN,
     "original_bn": OriginalBN,
     "resnet": SmallResNet,
     "mini_xception": MiniXception,
-    "ensemble": Ensemble,
+    "ensemble": ensemble,
 }
 assert set(get_args(NetworkName)) == set(NETWORKS), "NetworkName must list the NETWORKS"
 

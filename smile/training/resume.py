@@ -21,9 +21,7 @@ callback states. What this module adds (the data order is :mod:`smile.data.sampl
 
 from __future__ import annotations
 
-import io
 import signal
-import sys
 import threading
 import warnings
 from typing import Any
@@ -35,8 +33,9 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_sum
 
+from smile.console import say
 from smile.data.sampling import batch_seed, seed_everything_from
-from smile.io import write_atomically
+from smile.trained.checkpoints import read_checkpoint, save_checkpoint
 
 #: Key of the partial epoch's metric states in a checkpoint.
 EPOCH_STATE_KEY = "smile_epoch_state"
@@ -48,25 +47,22 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Torch checkpoints written to a temporary file beside the target, fsynced, then renamed over it;
-    read with ``weights_only=True`` unless told otherwise."""
+    """The trainer's checkpoints saved and loaded as smile's own are
+    (:func:`smile.trained.checkpoints.save_checkpoint`: atomically; :func:`~smile.trained.checkpoints.read_checkpoint`:
+    weights only)."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        buffer = io.BytesIO()  # serialised first, so that a full disk is told the size it needed
-        torch.save(checkpoint, buffer)
-        write_atomically(path, buffer.getvalue())
+        save_checkpoint(checkpoint, path)
         return None
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict:
-        return super().load_checkpoint(
-            path,
-            map_location=map_location or (lambda storage, loc: storage),
-            weights_only=True if weights_only is None else weights_only,
-        )
+        if map_location is not None or weights_only is False or "://" in str(path):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        return read_checkpoint(path)
 
 
 def mid_epoch(trainer: pl.Trainer) -> bool:
@@ -144,11 +140,9 @@ class ResumableTraining(pl.Callback):
                 raise KeyboardInterrupt  # Ctrl-C twice: stop at once
             return
         self._requested = stopped_by = signum
-        print(
+        say(
             f"\n{signal.Signals(signum).name}: finishing this batch, saving last.ckpt and stopping"
             + (" (Ctrl-C again to stop at once)." if signum == signal.SIGINT else "."),
-            file=sys.stderr,
-            flush=True,
         )
 
     def _restore_handlers(self) -> None:

@@ -1,8 +1,11 @@
-"""Find and open checkpoints: ``best``/``last`` aliases, loading weights only (a checkpoint that would run
-code is refused), the settings a checkpoint was trained with, the run folder it belongs to."""
+"""Lightning checkpoints, read and written one way each: :func:`load_checkpoint` loads weights only (a
+file that would run code is refused) and brings files of older versions up to date (:func:`migrate`);
+:func:`save_checkpoint` writes atomically (a kill or a full disk leaves the previous file). The trainer's
+own saves go through the same function (:class:`smile.training.resume.AtomicCheckpointIO`)."""
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import pickletools
@@ -14,53 +17,9 @@ from typing import Any
 
 import torch
 
-from smile.data.celeba import CROP_SIZE
 from smile.errors import CheckpointError
-
-LOG_ROOT = Path("lightning_logs")
-ALIASES = {"best": "best.ckpt", "best.ckpt": "best.ckpt", "last": "last.ckpt", "last.ckpt": "last.ckpt"}
-# an exported file lies beside its checkpoint (smile export): best.onnx is the newest run's export of best
-ALIASES.update({name: name for name in ("best.onnx", "last.onnx", "best.pt2", "last.pt2")})
-
-
-def resolve_checkpoint(value: str | Path, log_root: str | Path = LOG_ROOT) -> Path:
-    """An existing file as is; ``best``/``best.ckpt``/``last``/``last.ckpt`` as the newest run's file of
-    that name; a shipped model's name (``smiling``, ``attributes``: :mod:`smile.shipped`) as a checkpoint
-    written from it. A file of the same name here wins over an alias or a shipped model."""
-    path = Path(value)
-    if path.is_file():
-        return path
-    from smile.shipped import checkpoint_file, shipped
-
-    model = shipped(str(value))
-    if model is not None:
-        return checkpoint_file(model)
-    name = ALIASES.get(str(value))
-    if name is None:
-        raise CheckpointError(
-            f"Checkpoint {value} does not exist (give a file path, best / last, or a shipped model: "
-            "smile models lists them)"
-        )
-    log_root = Path(log_root)
-    candidates = [path for path in log_root.glob(f"*/checkpoints/{name}") if path.is_file()]
-    if not candidates:
-        raise CheckpointError(
-            f"--ckpt_path {value}: no file {value} here and no run under {log_root}/ has checkpoints/{name}. "
-            "Train first (python -m smile fit --config configs/demo.yaml) or give the checkpoint's path."
-        )
-    return max(candidates, key=lambda candidate: (candidate.stat().st_mtime, str(candidate)))
-
-
-def which_checkpoint(value: str | Path, path: Path) -> str | None:
-    """What to tell the user when ``value`` named another file than itself (an alias, a shipped model),
-    else ``None``."""
-    if str(path) == str(value):
-        return None
-    from smile.shipped import NAMES
-
-    if str(value) in NAMES and not Path(value).is_file():
-        return f"Using the shipped model {value} (smile models {value} prints its card)"
-    return f"Using checkpoint {path}"
+from smile.io import write_atomically
+from smile.trained.description import DEFAULT_THRESHOLD, ModelDescription
 
 
 def pickle_globals(path: str | Path) -> list[str]:
@@ -99,11 +58,12 @@ def refused_message(path: str | Path, what: str) -> str:
     )
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only`` semantics (plain tensors and containers, no code)."""
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Any torch checkpoint with ``weights_only`` semantics (plain tensors and containers, no code), its
+    failures as one-line :class:`CheckpointError` messages."""
     path = Path(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
         raise CheckpointError(f"{path}: checkpoint not found") from err
     except pickle.UnpicklingError as err:
@@ -121,10 +81,54 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated, or not a torch file): {err}"
         ) from err
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A smile checkpoint (:func:`read_checkpoint`), brought up to date by :func:`migrate`."""
+    checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
     if "attributes" not in checkpoint.get("hyper_parameters", {}):
         raise CheckpointError(f"{path}: not a smile checkpoint (its hyper-parameters name no attributes)")
+    return migrate(checkpoint)
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically: serialised first (so that a full disk is told the size
+    it needed), then written beside it, fsynced and renamed over it."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_atomically(path, buffer.getvalue())
+    return Path(path)
+
+
+#: Data settings of checkpoints saved before version 0.1.0: the subsets' old keys, and the options that
+#: moved to ``smile predict`` or were dropped.
+_OLD_SUBSETS = {"train_subset": "train", "val_subset": "val", "test_subset": "test"}
+_OLD_DATA_KEYS = (
+    "predict_path", "aligned", "detector", "min_face", "no_face", "annotate_dir",
+    "synthetic_seed", "cache_decoder", "cache_on_device",
+)  # fmt: skip
+
+
+def migrate(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """``checkpoint`` (changed in place, and returned) as this version writes it: the one step that reads
+    files of versions before 0.1.0, whichever door they come in by (:func:`load_checkpoint`, or the
+    Trainer's own load through the system's ``on_load_checkpoint``). Their data settings get today's
+    names (``train_subset`` -> ``subsets.train``; options that moved to ``smile predict`` dropped), and a
+    checkpoint saved before decision thresholds existed decides at 0.5."""
+    data = checkpoint.get("datamodule_hyper_parameters")
+    if data and (set(_OLD_SUBSETS) | set(_OLD_DATA_KEYS)) & set(data):
+        subsets = {split: data.pop(key) for key, split in _OLD_SUBSETS.items() if key in data}
+        for key in _OLD_DATA_KEYS:
+            data.pop(key, None)
+        subsets = {split: count for split, count in subsets.items() if count is not None}
+        if subsets or "subsets" not in data:
+            data["subsets"] = subsets or None
+    state = checkpoint.get("state_dict")
+    attributes = checkpoint.get("hyper_parameters", {}).get("attributes")
+    if state and attributes and "thresholds" not in state:
+        state["thresholds"] = torch.full((len(attributes),), DEFAULT_THRESHOLD)
     return checkpoint
 
 
@@ -138,36 +142,6 @@ class CheckpointSettings:
     #: whether it was trained on drawn faces (``smile synthetic``, e.g. the demo), which is all it knows
     synthetic: bool = False
 
-    @property
-    def image_size(self) -> int:
-        """The network's input side (64 when the checkpoint does not say)."""
-        return int(self.data.get("image_size", 64))
-
-    @property
-    def crop_size(self) -> int:
-        """The side of the face window the network sees (178, the whole width, in checkpoints saved
-        before ``data.crop_size``)."""
-        return int(self.data.get("crop_size", CROP_SIZE))
-
-
-#: Data settings of checkpoints saved before version 0.1.0: the subsets' old keys, and the options that
-#: moved to ``smile predict`` or were dropped.
-_OLD_SUBSETS = {"train_subset": "train", "val_subset": "val", "test_subset": "test"}
-_OLD_DATA_KEYS = (
-    "predict_path", "aligned", "detector", "min_face", "no_face", "annotate_dir",
-    "synthetic_seed", "cache_decoder", "cache_on_device",
-)  # fmt: skip
-
-
-def _data_settings(hparams: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's data settings under today's names (see :data:`_OLD_SUBSETS`)."""
-    data = {key: value for key, value in hparams.items() if key not in _OLD_DATA_KEYS}
-    subsets = {split: data.pop(key) for key, split in _OLD_SUBSETS.items() if key in data}
-    subsets = {split: count for split, count in subsets.items() if count is not None}
-    if subsets or set(_OLD_SUBSETS) & set(hparams):
-        data["subsets"] = subsets or None
-    return data
-
 
 def checkpoint_settings(checkpoint: dict[str, Any]) -> CheckpointSettings:
     """The :class:`CheckpointSettings` of a checkpoint from :func:`load_checkpoint` (``data`` is empty
@@ -178,9 +152,28 @@ def checkpoint_settings(checkpoint: dict[str, Any]) -> CheckpointSettings:
 
     return CheckpointSettings(
         model=public(checkpoint["hyper_parameters"]),
-        data=_data_settings(public(checkpoint.get("datamodule_hyper_parameters", {}))),
+        data=public(checkpoint.get("datamodule_hyper_parameters", {})),
         synthetic=bool(checkpoint.get("CelebADataModule", {}).get("synthetic")),
     )
+
+
+def describe(checkpoint: dict[str, Any], provenance: dict[str, Any] | None = None) -> ModelDescription:
+    """The :class:`~smile.trained.description.ModelDescription` of a loaded checkpoint."""
+    settings = checkpoint_settings(checkpoint)
+    thresholds = checkpoint["state_dict"]["thresholds"].tolist()
+    return ModelDescription.from_settings(
+        settings.model, settings.data, thresholds, settings.synthetic, provenance
+    )
+
+
+def evaluation_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights the checkpoint's model evaluates with, as ``net.*`` and ``thresholds``: its averaged
+    weights where it kept an EMA (``model.ema_decay``)."""
+    state = checkpoint["state_dict"]
+    prefix = "ema.module." if any(key.startswith("ema.module.") for key in state) else "net."
+    weights = {"net." + key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    weights["thresholds"] = state["thresholds"]
+    return weights
 
 
 @dataclass(frozen=True)
@@ -206,22 +199,3 @@ def run_folder(checkpoint: str | Path) -> RunFolder | None:
     if save_dir.is_relative_to(Path.cwd()):  # as the trainer wrote it, so resumed callbacks match their paths
         save_dir = Path(os.path.relpath(save_dir))
     return RunFolder(save_dir=save_dir, name=version.parent.name, version=version.name)
-
-
-def trained_weights(source: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The weights a trained model predicts with, as ``net.*`` and ``thresholds``, and its model
-    hyper-parameters: a shipped model's (by name), or a checkpoint's (its averaged weights where it kept an
-    EMA). What ``model.init`` starts a fit from."""
-    from smile.shipped import read_weights, shipped
-
-    model = shipped(str(source))
-    if model is not None:
-        state, settings = read_weights(model)
-        return state, settings["hyper_parameters"]
-    checkpoint = load_checkpoint(resolve_checkpoint(source))
-    state = checkpoint["state_dict"]
-    prefix = "ema.module." if any(key.startswith("ema.module.") for key in state) else "net."
-    weights = {"net." + key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-    if "thresholds" in state:
-        weights["thresholds"] = state["thresholds"]
-    return weights, checkpoint_settings(checkpoint).model

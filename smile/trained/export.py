@@ -13,7 +13,8 @@ supported exporter: ONNX by ``torch.onnx.export(..., dynamo=True)``, ``pt2`` by 
 The images must be prepared as in training: the face aligned to CelebA's 178x218 framing
 (``img_align_celeba``; :class:`smile.faces.aligner.FaceAligner` for other photos), the central 178x178 crop,
 resized to SxS; ``smile.load("model.onnx")`` does all of it. The file records this, the attribute
-names and the checkpoint it came from as JSON (:data:`METADATA_KEY`): in the ONNX model's
+names and the checkpoint it came from as JSON (its :class:`~smile.trained.description.ModelDescription`,
+:data:`~smile.trained.exported.METADATA_KEY`): in the ONNX model's
 ``metadata_props`` (plus ``attributes`` and ``preprocessing`` as separate keys), and in the ``.pt2``
 archive as the extra file ``smile.json``::
 
@@ -27,8 +28,9 @@ archive as the extra file ``smile.json``::
     model = torch.export.load("best.pt2", extra_files=extra).module()
     meta = json.loads(extra["smile.json"])
 
-After writing, the file is loaded back (ONNX through onnxruntime when installed) and checked against the
-checkpoint's own predictions (its ``predict_step``) on random images, to 1e-4.
+After writing, the file is loaded back (ONNX through onnxruntime when installed) as an
+:class:`~smile.trained.inference.InferenceModel` and checked against the model it came from on random
+images, to 1e-4.
 """
 
 from __future__ import annotations
@@ -37,29 +39,24 @@ import hashlib
 import importlib.metadata
 import io
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from smile import restore
-from smile.checkpoints import checkpoint_settings, load_checkpoint, resolve_checkpoint
+from smile.console import say
 from smile.data.celeba import centre_window
-from smile.data.pil_transforms import eval_transform, split_transform
-from smile.errors import SmileError
-from smile.io import atomic_write
-from smile.models.views import ProbabilityModel
-from smile.system import AttributeClassifier
+from smile.data.pil_transforms import CentreWindow
+from smile.errors import SmileError, install_hint
+from smile.io import write_atomically
+from smile.trained.exported import EXTRA_FILE, INPUT_NAME, METADATA_KEY, OUTPUT_NAME
+from smile.trained.inference import InferenceModel, load_model
+from smile.trained.sources import ModelSource, resolve
 
 FORMATS = ("onnx", "pt2")
 SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
 INPUT_DTYPES = ("float32", "uint8")
-METADATA_KEY = "smile"
-EXTRA_FILE = "smile.json"
-INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
 TOLERANCE = 1e-4
 MIN_OPSET = 18  # the torch.export-based ONNX exporter's lowest
 
@@ -83,77 +80,57 @@ def _version(package: str) -> str | None:
         return None
 
 
-def load_for_export(
-    checkpoint_path: str | Path, input_dtype: str = "float32"
-) -> tuple[ProbabilityModel, dict[str, Any]]:
-    """The checkpoint's network and activation for export (eval mode, on the CPU) and the metadata to record."""
-    _, model, metadata = _load(checkpoint_path, input_dtype)
-    return model, metadata
-
-
-def _load(
-    checkpoint_path: str | Path, input_dtype: str = "float32"
-) -> tuple[AttributeClassifier, ProbabilityModel, dict[str, Any]]:
+def for_export(
+    source: str | Path | ModelSource, input_dtype: str = "float32"
+) -> tuple[InferenceModel, dict[str, Any]]:
+    """The model to export (its torch module takes ``input_dtype`` pixels) and the metadata to record:
+    its :class:`~smile.trained.description.ModelDescription` as JSON, with what a reader of the file
+    needs to prepare images (the input's and output's names, the preprocessing in words)."""
     if input_dtype not in INPUT_DTYPES:
         raise ExportError(f"input dtype {input_dtype!r}: choose one of {', '.join(INPUT_DTYPES)}")
-    path = Path(checkpoint_path)
-    checkpoint = load_checkpoint(path)
-    classifier = restore.classifier(checkpoint)
-    settings = checkpoint_settings(checkpoint)
-    size, crop = settings.image_size, settings.crop_size
+    model = load_model(source)
+    if model.source.kind not in ("checkpoint", "shipped"):
+        raise ExportError(
+            f"{model.source.path}: export takes a checkpoint or a shipped model, not an exported file"
+        )
+    path = model.source.path
+    description = model.description.with_changes(
+        input_dtype=input_dtype,
+        provenance={
+            **model.description.provenance,
+            "file": path.name,
+            "sha256": _sha256(path),
+            "producer": {"smile": _version("smile"), "torch": torch.__version__, "exporter": "torch.export"},
+        },
+    )
+    if input_dtype == "uint8":  # the same network and views, taking the 0-255 pixels
+        module = model.module
+        assert module is not None
+        module.uint8 = True
+    size, crop = description.image_size, description.crop_size
     top = centre_window(crop)[1]
-    try:
-        before, after = split_transform(eval_transform(size, crop))
-    except ValueError as err:
-        raise ExportError(str(err)) from err
-    mirror, shifts = classifier.test_time_views
-    model = ProbabilityModel(classifier.evaluation_net, after, input_dtype == "uint8", mirror, shifts).eval()
-    value_range = [0, 255] if input_dtype == "uint8" else [0.0, 1.0]
     scaling = (
         "the 0-255 pixel values as they are" if input_dtype == "uint8" else "pixel values divided by 255"
     )
-    preprocessing = (
-        f"Align the face to CelebA's 178x218 framing (eyes, nose and mouth corners where img_align_celeba "
-        f"has them; smile.faces.aligner.FaceAligner does this for any photo), take the central {crop}x{crop} "
-        f"crop (rows {top}-{top + crop - 1} of the 218), resize it to {size}x{size} with bilinear interpolation and "
-        f"antialiasing (torchvision Resize on a PIL image, i.e. PIL's BILINEAR), and give the RGB channels "
-        f"in NCHW layout as {input_dtype}: {scaling}."
-    )
-    metadata = {
-        "format_version": 1,
-        "attributes": list(classifier.attributes),
-        "input": {
-            "name": INPUT_NAME,
-            "shape": ["batch", 3, size, size],
-            "crop_size": crop,
-            "layout": "NCHW",
-            "channels": "RGB",
-            "dtype": input_dtype,
-            "value_range": value_range,
-        },
-        "output": {
-            "name": OUTPUT_NAME,
-            "shape": ["batch", len(classifier.attributes)],
-            "dtype": "float32",
-            "meaning": "probability of each attribute, in the order of 'attributes'; an attribute is "
-            "predicted present when its probability is greater than its entry in 'thresholds'",
-        },
-        "thresholds": {name: float(t) for name, t in zip(classifier.attributes, classifier.thresholds)},
-        "threshold_criterion": classifier.hparams.get("threshold_criterion"),
-        "preprocessing": preprocessing,
-        "image_transform": [repr(step) for step in before],
-        "built_in_transform": [repr(step) for step in after],
-        "checkpoint": {
-            "file": path.name,
-            "sha256": _sha256(path),
-            "epoch": checkpoint.get("epoch"),
-            "global_step": checkpoint.get("global_step"),
-        },
-        "model": settings.model,
-        "trained_on": "synthetic faces" if settings.synthetic else "photographs of faces",
-        "producer": {"smile": _version("smile"), "torch": torch.__version__, "exporter": "torch.export"},
+    metadata = description.to_json()
+    metadata["input"]["name"] = INPUT_NAME
+    metadata["output"] = {
+        "name": OUTPUT_NAME,
+        "shape": ["batch", len(description.attributes)],
+        "dtype": "float32",
+        "meaning": "probability of each attribute, in the order of 'attributes'; an attribute is "
+        "predicted present when its probability is greater than its entry in 'thresholds'",
     }
-    return classifier, model, metadata
+    metadata["preprocessing"] = (
+        f"Align the face to CelebA's 178x218 framing (eyes, nose and mouth corners where img_align_celeba "
+        f"has them; smile.faces.aligner.FaceAligner does this for any photo: each Face's 'aligned' crop), "
+        f"take the central {crop}x{crop} crop (rows {top}-{top + crop - 1} of the 218), resize it to "
+        f"{size}x{size} with bilinear interpolation and antialiasing (torchvision Resize on a PIL image, i.e. "
+        f"PIL's BILINEAR), and give the RGB channels in NCHW layout as {input_dtype}: {scaling}."
+    )
+    metadata["image_transform"] = [repr(CentreWindow(size, crop))]
+    model.description = description
+    return model, metadata
 
 
 def _example(metadata: dict[str, Any], batch: int = 2, seed: int = 0) -> Tensor:
@@ -180,7 +157,7 @@ def to_onnx(model: nn.Module, metadata: dict[str, Any], opset: int = MIN_OPSET) 
         import onnx
         import onnxscript  # noqa: F401  (the exporter writes the graph with it)
     except ImportError as err:
-        raise ExportError(f"ONNX export needs {err.name}: pip install 'smile[export]'") from err
+        raise ExportError(f"ONNX export needs {err.name}: {install_hint('export')}") from err
     if opset < MIN_OPSET:
         raise ExportError(f"--opset {opset}: torch's ONNX exporter writes opset {MIN_OPSET} or newer")
     program = torch.onnx.export(
@@ -214,43 +191,7 @@ def to_pt2(model: nn.Module, metadata: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def load_exported(path: str | Path) -> Callable[[Tensor], Tensor]:
-    """A function images -> probabilities that runs an exported file (``.onnx`` through onnxruntime,
-    else a ``torch.export`` archive)."""
-    path = Path(path)
-    if path.suffix == ".onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda images: torch.from_numpy(session.run(None, {INPUT_NAME: images.numpy()})[0])
-    module = torch.export.load(str(path)).module()
-
-    def run(images: Tensor) -> Tensor:
-        with torch.no_grad():
-            return module(images)
-
-    return run
-
-
-def run_exported(path: str | Path, images: Tensor) -> Tensor:
-    """Probabilities from an exported file."""
-    return load_exported(path)(images)
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON metadata of an exported file."""
-    path = Path(path)
-    if path.suffix == ".onnx":
-        import onnx
-
-        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        return json.loads(props[METADATA_KEY])
-    extra = {EXTRA_FILE: ""}
-    torch.export.load(str(path), extra_files=extra)
-    return json.loads(extra[EXTRA_FILE])
-
-
-def check_export(path: Path, reference: Callable[[Tensor], Tensor], metadata: dict[str, Any]) -> float | None:
+def check_export(path: Path, reference: InferenceModel, metadata: dict[str, Any]) -> float | None:
     """Largest difference between the file's probabilities and ``reference``'s on 8 random images; raises
     :class:`ExportError` above :data:`TOLERANCE`. ``None`` when ONNX cannot be run (no onnxruntime)."""
     if path.suffix == ".onnx":
@@ -259,45 +200,39 @@ def check_export(path: Path, reference: Callable[[Tensor], Tensor], metadata: di
         except ImportError:
             return None
     images = _example(metadata, batch=8, seed=2)
-    with torch.no_grad():
-        expected = reference(images)
-    error = float((run_exported(path, images) - expected).abs().max())
+    error = float((load_model(path)(images) - reference(images)).abs().max())
     if not error <= TOLERANCE:
         raise ExportError(f"{path}: the exported model differs from the checkpoint by {error:.2e}")
     return error
 
 
 def export(
-    checkpoint: str | Path,
+    source: str | Path,
     fmt: str = "onnx",
     out: str | Path | None = None,
     input_dtype: str = "float32",
     opset: int = MIN_OPSET,
     check: bool = True,
 ) -> Path:
-    """Export ``checkpoint`` (a file, or ``best``/``last``) to ``out`` (default: beside the checkpoint,
-    ``<name>.onnx`` or ``<name>.pt2``); returns the path written."""
+    """Export ``source`` (a checkpoint, ``best``/``last`` or a shipped model) to ``out`` (default: beside
+    the checkpoint, ``<name>.onnx`` or ``<name>.pt2``; for a shipped model, here); returns the path written."""
     if fmt == "torchscript":
         raise ExportError(
             "TorchScript is deprecated in torch; export --format pt2 (torch.export) or onnx instead"
         )
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    path = resolve_checkpoint(checkpoint)
-    classifier, model, metadata = _load(path, input_dtype)
-    target = Path(out) if out is not None else path.with_name(path.stem + SUFFIXES[fmt])
+    found = resolve(source)
+    model, metadata = for_export(found, input_dtype)
+    default = Path(found.shipped.name) if found.shipped is not None else found.path
+    target = Path(out) if out is not None else default.with_name(default.stem + SUFFIXES[fmt])
     if target.suffix != SUFFIXES[fmt]:
         raise ExportError(f"{target}: a {fmt} file's name must end in {SUFFIXES[fmt]}")
-    data = to_onnx(model, metadata, opset) if fmt == "onnx" else to_pt2(model, metadata)
-    with atomic_write(target, "wb") as handle:
-        handle.write(data)
+    assert model.module is not None
+    data = to_onnx(model.module, metadata, opset) if fmt == "onnx" else to_pt2(model.module, metadata)
+    write_atomically(target, data)
     if check:
-
-        def reference(images: Tensor) -> Tensor:  # the checkpoint's own predict_step
-            pixels = images.float() / 255.0 if model.uint8 else images
-            return classifier.predict_step(model.tensor_steps(pixels), 0)
-
-        error = check_export(target, reference, metadata)
+        error = check_export(target, model, metadata)
         note = "not checked (onnxruntime not installed)" if error is None else f"max difference {error:.1e}"
-        print(f"Checked {target} against the checkpoint: {note}", file=sys.stderr)
+        say(f"Checked {target} against the checkpoint: {note}")
     return target

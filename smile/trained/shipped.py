@@ -6,10 +6,9 @@ attributes, thresholds, input size, crop window, test-time views), and ``NAME.ca
 card: what it is for, how it was made, what it scored, and the SHA-256 of the weights file, which is
 checked before the weights are used.
 
-A name works wherever a checkpoint is taken (``smile.load("smiling")``, ``--ckpt_path attributes``): the
-Python API builds the network straight from the file; the Lightning commands get a checkpoint written
-once from it into the cache (:func:`checkpoint_file`). A file of the same name in the current folder
-wins over a shipped model.
+A name works wherever a checkpoint is taken (``smile.load("smiling")``, ``--ckpt_path attributes``,
+:mod:`smile.trained.sources`): the inference model is built straight from the file; the Lightning
+commands get a checkpoint written once from it into the cache (:func:`checkpoint_file`).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import Any
 
 from smile.errors import CheckpointError
 from smile.io import digest_mismatch
+from smile.trained.description import ModelDescription
 
 #: The names of the shipped models; ``smiling`` is the default of ``smile.load()`` and ``smile predict``.
 NAMES = ("smiling", "attributes")
@@ -125,16 +125,12 @@ def checkpoint_file(model: ShippedModel) -> Path:
     """A Lightning checkpoint of a shipped model, for the commands that run a Trainer: written once
     (atomically) into :func:`cache_folder`, named by the weights' hash, so a new version of smile writes
     its own."""
-    import torch
-
-    from smile.io import atomic_write
+    from smile.trained.checkpoints import save_checkpoint
 
     digest = model.card["weights"]["sha256"]
     path = cache_folder() / f"{model.name}-{digest[:12]}.ckpt"
     if not path.is_file():
-        checkpoint = checkpoint_dict(*read_weights(model))
-        with atomic_write(path, "wb") as handle:
-            torch.save(checkpoint, handle)
+        save_checkpoint(checkpoint_dict(*read_weights(model)), path)
     return path
 
 
@@ -144,10 +140,35 @@ def _table(rows: list[list[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(map(str, row)) + " |" for row in body]
 
 
-def card_markdown(card: dict[str, Any]) -> str:
-    """A model card as Markdown: what ``smile models NAME`` prints and ``docs/models/NAME.md`` holds."""
+def description_table(description: ModelDescription) -> list[str]:
+    """The model's :class:`~smile.trained.description.ModelDescription` as a Markdown table."""
+    views = ["the image"] + (["its mirror image"] if description.mirror else [])
+    if description.shifts:
+        views.append(f"shifts of {', '.join(f'{s:+g}' for s in description.shifts)} of the height")
+    rows = [
+        ["attributes", ", ".join(description.attributes)],
+        ["network", f"{description.network.get('net')}"],
+        [
+            "input",
+            f"{description.channels} {description.image_size}x{description.image_size}, {description.input_dtype}",
+        ],
+        [
+            "face window",
+            f"the central {description.crop_size}x{description.crop_size} of the 178x218 aligned face",
+        ],
+        ["test-time views", " and ".join(views)],
+        ["thresholds", description.threshold_criterion or "0.5 for every attribute"],
+    ]
+    return _table([["", ""], *rows])
+
+
+def card_markdown(card: dict[str, Any], description: ModelDescription | None = None) -> str:
+    """A model card as Markdown: what ``smile models NAME`` prints and ``docs/models/NAME.md`` holds;
+    with the model's ``description``, its inputs and outputs too."""
     lines = [f"# Model card: `{card['name']}`", "", card["summary"], ""]
     lines += ["## What it is", "", "\n\n".join(card["what"]), ""]
+    if description is not None:
+        lines += ["## Input and output", "", *description_table(description), ""]
     lines += ["## Intended use", "", *(f"- {item}" for item in card["intended_use"]), ""]
     lines += ["Not for:", "", *(f"- {item}" for item in card["not_for"]), ""]
     training = card["training"]
@@ -189,26 +210,3 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def probability_model(model: ShippedModel) -> tuple[Any, dict[str, Any]]:
-    """A shipped model's network as it predicts (:class:`~smile.models.views.ProbabilityModel`: images
-    in, probabilities out, test-time views included), in eval mode, and the metadata the Python API reads
-    (attributes, thresholds, input). Built from :mod:`smile.models` alone: no Lightning, so that
-    predicting on a photo starts quickly."""
-    from smile.models import build_network
-    from smile.models.views import ProbabilityModel
-
-    state, settings = read_weights(model)
-    hyper, data = settings["hyper_parameters"], settings["datamodule_hyper_parameters"]
-    attributes = list(hyper["attributes"])
-    net = build_network(hyper["net"], len(attributes), **(hyper.get("net_kwargs") or {}))
-    net.load_state_dict({key[4:]: value for key, value in state.items() if key.startswith("net.")})
-    views = ProbabilityModel(net, [], False, bool(hyper.get("tta")), hyper.get("tta_shifts") or ())
-    size = int(data.get("image_size", 64))
-    metadata = {
-        "attributes": attributes,
-        "thresholds": dict(zip(attributes, state["thresholds"].tolist())),
-        "input": {"shape": ["batch", 3, size, size], "crop_size": int(data["crop_size"]), "dtype": "float32"},
-    }
-    return views.eval(), metadata
