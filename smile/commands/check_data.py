@@ -7,6 +7,8 @@ import argparse
 
 import yaml
 
+from smile.commands import SmileParser
+
 
 def _root_from_config(path: str) -> str | None:
     with open(path) as handle:
@@ -15,7 +17,7 @@ def _root_from_config(path: str) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SmileParser(
         prog="smile check-data",
         description="Check a CelebA copy completely: every annotation row and every image, all problems "
         "in one report. Exit status 0: nothing to fix; 1: problems; 2: no dataset there.",

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 
+from smile.commands import SmileParser
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SmileParser(
         prog="smile export",
         description="Export a checkpoint as an ONNX or torch.export (.pt2) model that maps aligned face images "
         "(N, 3, S, S) to attribute probabilities, with the attribute names and preprocessing in its metadata.",

@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from smile.commands import add_face_options
+from smile.commands import SmileParser, add_face_options
 from smile.shipped import DEFAULT as DEFAULT_MODEL
 
 DESCRIPTION = """\
@@ -26,7 +26,7 @@ Without PHOTO, predicts the test split of the checkpoint's CelebA data through L
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SmileParser(
         prog="smile predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from smile.commands import add_face_options
+from smile.commands import SmileParser, add_face_options
 from smile.errors import SmileError
 from smile.serve.settings import ServeSettings
 from smile.shipped import DEFAULT as DEFAULT_MODEL
@@ -29,7 +29,7 @@ def _app_module():
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServeSettings()
-    parser = argparse.ArgumentParser(
+    parser = SmileParser(
         prog="smile serve",
         description="Serve a checkpoint or exported ONNX file over HTTP: POST /predict with an image, GET / "
         "for a web page, GET /health, GET /openapi.json.",
