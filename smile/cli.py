@@ -16,7 +16,7 @@ PROG = "smile"
 #: the exit status, its one-line help). A new command is one line here; ``smile --help`` lists them in
 #: this order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fit": ("smile.commands.trainer:fit", "Train a model (try: smile fit --config configs/demo.yaml)"),
+    "fit": ("smile.commands.trainer:fit", "Train a model (try: smile fit --config demo)"),
     "validate": ("smile.commands.trainer:validate", "Evaluate a checkpoint on the validation split"),
     "test": ("smile.commands.trainer:test", "Evaluate a checkpoint on the test split and write its report"),
     "predict": ("smile.commands.predict:main", "Predict on your photos (or on a checkpoint's test split)"),

@@ -13,8 +13,9 @@ DESCRIPTIONS = {
 }
 
 #: The options that matter, one line each; ``--help_all`` lists them all.
-OPTIONS = """  --config FILE              a config: configs/smile.yaml (Smiling), attributes.yaml (all 40),
-                             notebook.yaml (the notebook's recipe), demo.yaml; overlays: full.yaml, ddp.yaml
+OPTIONS = """  --config NAME|FILE         a recipe by name, from any folder: smile (Smiling), attributes (all 40),
+                             notebook (the notebook's recipe), demo; overlays: full, ddp (configs/ in a clone);
+                             or a config file of your own
   --ckpt_path FILE           a checkpoint (best / last: the newest run's; smiling / attributes: a shipped
                              model); its run's settings are the defaults{fit_ckpt}
   --data.root DIR            CelebA (official, torchvision or Kaggle layout), or your own labelled photos
@@ -36,7 +37,7 @@ def short_help(command: str) -> str:
     fit_ckpt = ": fit resumes from it" if command == "fit" else ""
     extra = "\n  --test_after_fit true      after fit, test the best checkpoint" if command == "fit" else ""
     return (
-        f"usage: smile {command} [--config FILE] [options]\n\n{DESCRIPTIONS[command]}\n\n"
+        f"usage: smile {command} [--config NAME|FILE] [options]\n\n{DESCRIPTIONS[command]}\n\n"
         f"options that matter (all of them: smile {command} --help_all):\n"
         f"{OPTIONS.format(fit_ckpt=fit_ckpt)}{extra}\n"
     )
@@ -46,7 +47,9 @@ def run(command: str, argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(short_help(command), end="")
         return 0
-    argv = ["--help" if arg == "--help_all" else arg for arg in argv]
+    from smile import recipes
+
+    argv = recipes.resolve_args(["--help" if arg == "--help_all" else arg for arg in argv])
     from smile.commands import lightning
 
     lightning.run(command, argv, DESCRIPTIONS[command])
