@@ -2,7 +2,8 @@
 
 ``smile predict PHOTO [PHOTO ...]`` (files or folders) runs the photos through the photo pipeline
 (:mod:`smile.photos.pipeline`: find the faces, frame them like CelebA, predict), prints a table of the
-faces and writes the CSV (:mod:`smile.photos.predictions`). Without a photo, and with any
+faces and writes the CSV or JSON, in the current folder unless ``--out`` names another place
+(:mod:`smile.photos.predictions`). Without a photo, and with any
 ``--trainer.*``/``--data.*``/``--model.*`` option, it is Lightning's predict loop over the test split
 of the checkpoint's data (:mod:`smile.commands.lightning`), which writes ``predictions.csv`` into the run.
 """
@@ -19,10 +20,29 @@ from smile.shipped import DEFAULT as DEFAULT_MODEL
 
 DESCRIPTION = """\
 Predict the attributes of the faces in your photos: each photo's faces are found, framed like
-CelebA's aligned images and predicted; a table goes to the terminal and every face gets a CSV row.
+CelebA's aligned images and predicted; a table goes to the terminal and every face gets a row of
+predictions.csv in the current folder (--out names another file; --format json, or an --out ending in
+.json, writes JSON with the same fields).
 
 Without PHOTO, predicts the test split of the checkpoint's CelebA data through Lightning instead
 (predictions.csv in the run folder); that form takes every option of smile test."""
+
+
+#: The formats of the predictions file (:mod:`smile.photos.predictions`).
+FORMATS = ("csv", "json")
+
+
+def output_file(out: Path | None, fmt: str | None) -> tuple[Path, str]:
+    """Where the predictions go and in which format: ``out`` (replaced), else a fresh ``predictions.csv``
+    (or ``.json``) in the current folder; the format is ``fmt``, else ``out``'s suffix, else CSV."""
+    from smile.errors import OptionError
+    from smile.io import fresh_path
+
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    if fmt and suffix in FORMATS and suffix != fmt:
+        raise OptionError(f"--format {fmt} and --out {out}: give an --out ending in .{fmt}, or no --format")
+    fmt = fmt or (suffix if suffix in FORMATS else "csv")
+    return (out if out is not None else fresh_path(Path(f"predictions.{fmt}"))), fmt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         type=Path,
-        help="the CSV (default: predictions.csv in the checkpoint's run folder, else here)",
+        help="the file to write, replaced if it exists (default: predictions.csv in the current folder, or "
+        "predictions-2.csv, -3, ... beside an earlier one, which is never replaced)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="csv or json: the same fields, one row or object per face (default: json for an --out ending "
+        "in .json, else csv)",
     )
     parser.add_argument(
         "--annotate_dir", type=Path, help="also write copies of the photos with boxes and labels here"
@@ -71,11 +98,13 @@ def main(argv: list[str]) -> int:
 
 def predict_photos(args: argparse.Namespace) -> int:
     from smile.api import DRAWN_FACES, load
-    from smile.checkpoints import run_folder, which_checkpoint
+    from smile.checkpoints import which_checkpoint
+    from smile.data.cache import CACHE_FOLDER
     from smile.errors import DataError
     from smile.faces.images import list_photos
-    from smile.io import fresh_path
     from smile.photos import predictions
+
+    out, fmt = output_file(args.out, args.format)
 
     with warnings.catch_warnings():  # said below, once, as a line of the command's own
         warnings.simplefilter("ignore", UserWarning)
@@ -93,7 +122,9 @@ def predict_photos(args: argparse.Namespace) -> int:
     if predictor.synthetic:
         print(f"note: {DRAWN_FACES.format(source=predictor.source)}", file=sys.stderr)
     exclude = [args.annotate_dir] if args.annotate_dir else []
-    inputs = [(Path(path), list_photos(path, exclude=exclude)) for path in args.photos]
+    # smile's own files in a folder given are no photos: its caches, and the predictions it wrote there
+    own = {"skip_folders": (CACHE_FOLDER,), "leave_out": predictions.written_here}
+    inputs = [(Path(path), list_photos(path, exclude=exclude, **own)) for path in args.photos]
     attributes, thresholds = predictor.attributes, predictor.thresholds.tolist()
     roots = {file: path if path.is_dir() else path.parent for path, files in inputs for file in files}
 
@@ -110,9 +141,7 @@ def predict_photos(args: argparse.Namespace) -> int:
             f"none of the {len(rows)} files given could be read as an image ({rows[0].image}: "
             f"{rows[0].status.split(': ', 1)[-1]}); give photos (JPEG, PNG, WebP, BMP, ...) or folders of them"
         )
-    run = run_folder(predictor.source)
-    out = args.out or fresh_path((run.path if run else Path(".")) / "predictions.csv")
-    predictions.write_csv(rows, attributes, thresholds, out)
+    predictions.write(rows, attributes, thresholds, out, fmt)
     print(predictions.table(rows, attributes, thresholds))
     print(predictions.summary(rows), file=sys.stderr)
     print(f"Wrote {len(rows)} rows to {out}", file=sys.stderr)
