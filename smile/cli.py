@@ -87,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     from smile.distributed import end_process_group, say, say_error
     from smile.errors import SmileError
     from smile.io import DiskFull
+    from smile.versions import check_torch_pair, is_mismatch_error, message
 
     module, function = COMMANDS[args[0]][0].split(":")
     try:
+        check_torch_pair()
         return int(getattr(importlib.import_module(module), function)(args[1:]) or 0)
     except DiskFull as err:  # the input was fine; the work could not be saved
         say_error(error_message(err))
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         say_error(error_message(err))
         return 2
     except BaseException as err:  # Lightning's stop on a signal is a SystemExit
+        if is_mismatch_error(err):  # a pair whose versions looked right, yet does not load together
+            say_error(message())
+            return 2
         if not stopped_by_signal(err):
             raise
         from smile.training import resume
