@@ -203,3 +203,21 @@ def test_micro_batcher_runs_concurrent_requests_together() -> None:
         batcher(torch.full((1, 2), -1.0))
     assert batcher(torch.ones(1, 2)).tolist() == [2.0]  # still running after the error
     batcher.close()
+
+
+def test_the_docs_and_the_help_give_the_pixel_limit_the_service_has(capsys: pytest.CaptureFixture) -> None:
+    """docs/serving.md said 36 million in one place and 50 million in another; --help and /health say the
+    default of FaceOptions (the service's own)."""
+    import re
+
+    from smile.commands.serve import build_parser
+    from smile.faces.options import FaceOptions
+
+    default = FaceOptions.max_pixels
+    assert ServeSettings().max_pixels == default
+    text = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
+    stated = re.findall(r"`--max_pixels` \(largest image, ([\d.]+) million pixels", text)
+    assert stated == [f"{default / 1e6:g}"] and f"max_pixels={default:_}" in text
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    assert f"(default: {default / 1e6:g} million)" in " ".join(capsys.readouterr().out.split())

@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits = (  # option, type, default, help
         ("--max_bytes", int, defaults.max_bytes, "largest upload (default: 8 MiB)"),
-        ("--max_pixels", int, defaults.max_pixels, "largest image, width x height (default: 50 million)"),
+        (
+            "--max_pixels",
+            int,
+            defaults.max_pixels,
+            f"largest image, width x height (default: {(defaults.max_pixels or 0) / 1e6:g} million)",
+        ),
         ("--workers", int, os.cpu_count() or 1, "threads decoding and detecting (default: one per core)"),
         ("--max_pending", int, defaults.max_pending, "requests admitted at once; more get 503"),
         (
