@@ -227,3 +227,22 @@ def test_options_are_spelled_out_and_a_near_miss_names_the_one_meant(
         main(args)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_dev_extra_installs_every_package_a_test_skips_without() -> None:
+    """``pip install -e '.[dev]'`` runs every test that this machine can: a package a test skips without
+    is in the dev extra (or a dependency), so that none skips for a missing install (h5py did)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    declared = {re.split(r"[<>=\[ ;]", spec)[0].lower().replace("_", "-") for spec in specs}
+    distributions = packages_distributions()
+    missing = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        for name in re.findall(r"importorskip\(\s*[\"']([\w.]+)[\"']", path.read_text()):
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names:
+                continue
+            if not {d.lower().replace("_", "-") for d in distributions.get(top, [top])} & declared:
+                missing.add(f"{top} ({path.name})")
+    assert not missing, f"tests skip without these, which the dev extra does not install: {sorted(missing)}"
