@@ -10,6 +10,7 @@ hyper-parameters, the run folder to log into, and for a resumed fit the run's wh
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ from smile.checkpoints import (
     which_checkpoint,
 )
 from smile.commands import did_you_mean, first_unknown_option
-from smile.console import PlainHelpFormatter, quiet_upstream
+from smile.console import PlainHelpFormatter, quiet_resume, quiet_upstream
 from smile.data.datamodule import CelebADataModule
 from smile.devices import check_devices, cpu_precision
 from smile.distributed import say
@@ -224,7 +225,8 @@ def run(command: str, args: list[str], description: str = "") -> None:
     cli = SmileCLI(command, args, description)
     trainer, model, data, checkpoint = cli.trainer, cli.model, cli.datamodule, cli.config.ckpt_path
     if command == "fit":
-        trainer.fit(model, datamodule=data, ckpt_path=checkpoint)
+        with quiet_resume() if checkpoint else contextlib.nullcontext():
+            trainer.fit(model, datamodule=data, ckpt_path=checkpoint)
         if cli.config.test_after_fit and not trainer.interrupted:
             trainer.test(model, datamodule=data, ckpt_path=cli.best_checkpoint())
             cli.report()
