@@ -14,8 +14,8 @@ DESCRIPTIONS = {
 
 #: The options that matter, one line each; ``--help_all`` lists them all.
 OPTIONS = """  --config NAME|FILE         a recipe by name, from any folder: smile (Smiling), attributes (all 40),
-                             notebook (the notebook's recipe), demo; overlays: full, ddp (configs/ in a clone);
-                             or a config file of your own
+                             notebook (the notebook's recipe), demo; overlays: full, ddp (the clone's
+                             configs/); or a config file of your own
   --ckpt_path FILE           a checkpoint (best / last: the newest run's; smiling / attributes: a shipped
                              model); its run's settings are the defaults{fit_ckpt}
   --data.root DIR            CelebA (official, torchvision or Kaggle layout), or your own labelled photos
