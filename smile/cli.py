@@ -16,7 +16,7 @@ PROG = "smile"
 #: the exit status, its one-line help). A new command is one line here; ``smile --help`` lists them in
 #: this order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fit": ("smile.commands.trainer:fit", "Train a model (try: smile fit --config configs/demo.yaml)"),
+    "fit": ("smile.commands.trainer:fit", "Train a model (try: smile fit --config demo)"),
     "validate": ("smile.commands.trainer:validate", "Evaluate a checkpoint on the validation split"),
     "test": ("smile.commands.trainer:test", "Evaluate a checkpoint on the test split and write its report"),
     "predict": ("smile.commands.predict:main", "Predict on your photos (or on a checkpoint's test split)"),
@@ -88,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     from smile.distributed import end_process_group
     from smile.errors import SmileError
     from smile.io import DiskFull
+    from smile.versions import check_torch_pair, is_mismatch_error, message
 
     module, function = COMMANDS[args[0]][0].split(":")
     try:
+        check_torch_pair()
         return int(getattr(importlib.import_module(module), function)(args[1:]) or 0)
     except DiskFull as err:  # the input was fine; the work could not be saved
         say_error(error_message(err))
@@ -99,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         say_error(error_message(err))
         return 2
     except BaseException as err:  # Lightning's stop on a signal is a SystemExit
+        if is_mismatch_error(err):  # a pair whose versions looked right, yet does not load together
+            say_error(message())
+            return 2
         if not stopped_by_signal(err):
             raise
         from smile.training import resume

@@ -9,10 +9,12 @@ Nothing here imports torch, Lightning or jsonargparse.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 
 from smile.distributed import connected, rank
 
@@ -25,6 +27,9 @@ UPSTREAM_WARNINGS = (
     # Lightning 2.6 calls torch's deprecated pytree API on every loop start (fixed upstream, not released).
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"pytorch_lightning\.utilities\._pytree"),
 )
+#: Upstream warnings that are noise when a fit resumes a run (message regexes): its checkpoints/ folder
+#: holds the checkpoints it resumes from, as it must.
+RESUME_WARNINGS = (r"Checkpoint directory .* exists and is not empty",)
 #: Upstream log lines: (logger name, message prefix).
 UPSTREAM_LOG_LINES = (
     # An advertisement for a cloud service, printed by every Trainer.
@@ -70,6 +75,15 @@ class _DropPrefix(logging.Filter):
 
 
 _installed = False
+
+
+@contextlib.contextmanager
+def quiet_resume() -> Iterator[None]:
+    """Within it, :data:`RESUME_WARNINGS` are silenced (a resumed fit's)."""
+    with warnings.catch_warnings():
+        for message in RESUME_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 def quiet_upstream() -> None:

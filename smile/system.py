@@ -200,7 +200,7 @@ class AttributeClassifier(pl.LightningModule):
             raise OptionError(
                 f"model.init {source}: its network ({hyper.get('net')}, {hyper.get('net_kwargs')}) is not "
                 f"this run's ({self.hparams.net}, {self.hparams.net_kwargs}); start from a model of the same "
-                "network (smiling: configs/smile.yaml; attributes: configs/attributes.yaml)"
+                "network (smiling: --config smile; attributes: --config attributes)"
             )
         self.load_state_dict(taken, strict=False)
         if same_attributes:

@@ -202,3 +202,47 @@ def test_each_option_has_one_spelling(capsys: pytest.CaptureFixture) -> None:
         with pytest.raises(SystemExit):
             export_parser().parse_args(old)
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--trainer.max_epoch", "2"], "arguments: --trainer.max_epoch 2 (did you mean --trainer.max_epochs?)"),
+        (["fit", "--max-epochs", "2"], "arguments: --max-epochs 2 (did you mean --trainer.max_epochs?)"),
+        (["fit", "--data.batch-size", "8"], "(did you mean --data.batch_size?)"),
+        (["fit", "--trainer.max_epohcs", "2"], "(did you mean --trainer.max_epochs?)"),
+        (["predict", "photo.jpg", "--annotate-dir", "marked"], "(did you mean --annotate_dir?)"),
+        (["predict", "photo.jpg", "--thresh", "0.3"], "(did you mean --threshold?)"),
+        (["report", "--ckpt", "x.ckpt"], "arguments: --ckpt x.ckpt (did you mean --ckpt_path?)"),
+        (["serve", "--max-pixels", "100"], "arguments: --max-pixels 100 (did you mean --max_pixels?)"),
+    ],
+)  # fmt: skip
+def test_options_are_spelled_out_and_a_near_miss_names_the_one_meant(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    """No abbreviations (``--trainer.max_epoch`` was taken for ``max_epochs``, ``--ckpt`` for
+    ``--ckpt_path``); hyphens, a missing group and typos get the option meant."""
+    os.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_dev_extra_installs_every_package_a_test_skips_without() -> None:
+    """``pip install -e '.[dev]'`` runs every test that this machine can: a package a test skips without
+    is in the dev extra (or a dependency), so that none skips for a missing install (h5py did)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    declared = {re.split(r"[<>=\[ ;]", spec)[0].lower().replace("_", "-") for spec in specs}
+    distributions = packages_distributions()
+    missing = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        for name in re.findall(r"importorskip\(\s*[\"']([\w.]+)[\"']", path.read_text()):
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names:
+                continue
+            if not {d.lower().replace("_", "-") for d in distributions.get(top, [top])} & declared:
+                missing.add(f"{top} ({path.name})")
+    assert not missing, f"tests skip without these, which the dev extra does not install: {sorted(missing)}"

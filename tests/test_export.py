@@ -161,3 +161,21 @@ def test_test_time_views_are_built_into_the_export(
     got = load_model(out)(real_images)
     assert (got - _expected(with_views, real_images)).abs().max() <= TOLERANCE
     assert (got - _expected(model, real_images)).abs().max() > 10 * TOLERANCE
+
+
+def test_onnx_users_are_told_to_align_faces_first_and_how() -> None:
+    """The README says so (the ONNX metadata did, the README did not), and the aligner's docstrings name
+    the field that holds the crop."""
+    from smile.faces.aligner import Face, FaceAligner
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    export = readme.split("\n## Export\n", 1)[1].split("\n## ", 1)[0]
+    for needed in (
+        "aligned face crops, not photos",
+        'smile.load("best.onnx")',
+        "FaceAligner()",
+        "face.aligned",
+    ):
+        assert needed in export, needed
+    assert "``aligned`` holds the crop" in " ".join(FaceAligner.__doc__.split())
+    assert ":attr:`Face.aligned`" in FaceAligner.__call__.__doc__ and "aligned" in Face.__dataclass_fields__

@@ -143,3 +143,48 @@ def test_best_onnx_names_the_newest_runs_export(run: Path) -> None:
     assert (run / "lightning_logs" / "version_0" / "checkpoints" / "best.onnx").is_file()
     model = smile.load("best.onnx")
     assert model.backend == "onnx" and model.attributes == ["Smiling"]
+
+
+@pytest.mark.parametrize(
+    ("torch_version", "vision", "reason"),
+    [
+        ("2.5.1", "0.21.0", "torchvision 0.21.0 is built for torch 2.6, and torch is 2.5.1"),
+        ("2.6.0+cpu", "0.21.0+cu124", "torch 2.6.0+cpu is the cpu build, torchvision 0.21.0+cu124 the cu124 one"),
+    ],
+)  # fmt: skip
+def test_a_mismatched_torch_and_torchvision_is_one_line_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    torch_version: str,
+    vision: str,
+    reason: str,
+) -> None:
+    from smile import versions
+
+    installed = {"torch": torch_version, "torchvision": vision}
+    monkeypatch.setattr(versions.metadata, "version", lambda name: installed[name])
+    monkeypatch.setattr(versions, "_checked", False)
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: torch and torchvision do not belong together ({reason}): {versions.FIX}"]
+    assert "reinstall both from one index" in versions.FIX
+    assert (
+        versions.mismatch("2.14.1", "0.29.1") is None
+        and versions.mismatch("2.4.0+cu121", "0.19.0+cu121") is None
+    )
+
+
+def test_torchvisions_failing_import_is_one_line_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The pair's versions look right, yet torchvision's operators do not load (another build of torch)."""
+    from smile.commands import models
+
+    def broken(argv: list[str]) -> int:
+        raise RuntimeError("operator torchvision::nms does not exist")
+
+    monkeypatch.setattr(models, "main", broken)
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: torch and torchvision do not belong together (torch ")
+    assert "reinstall both from one index" in err[0]

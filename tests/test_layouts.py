@@ -91,8 +91,11 @@ def test_missing_dataset_error_explains(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         detect_layout(tmp_path / "nowhere")
     message = str(info.value)
-    for expected in ("does not exist", "list_attr_celeba.txt", "kaggle", "torchvision", "configs/demo.yaml"):
+    for expected in ("does not exist", "list_attr_celeba.txt", "kaggle", "torchvision", "--config demo"):
         assert expected in message
+    # a misspelt root may be meant for your own photos: their two layouts are listed too
+    assert "  class folders  smiling/*.jpg and not_smiling/*.jpg" in message
+    assert "  a CSV          labels.csv of file,Smiling,..." in message
 
 
 def test_incomplete_dataset_names_the_missing_file(synthetic_root: Path, tmp_path: Path) -> None:

@@ -242,7 +242,7 @@ def test_fit_starts_from_the_file_and_its_checkpoint_tests_without_it(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The conversion script (needs h5py, which the package does not)
+# The conversion script (needs h5py, which the package does not; the dev extra installs it)
 
 
 @pytest.fixture(scope="module")

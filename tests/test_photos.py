@@ -136,6 +136,75 @@ def test_predict_aligned_images_needs_no_detector_and_no_training_data(
     assert not (tmp_path / "no-such-celeba").exists()
 
 
+def test_predictions_go_to_the_current_folder_and_are_not_read_back_as_photos(
+    smiling_checkpoint: Path, sample_or_synthetic: Path, tmp_path: Path
+) -> None:
+    """predictions.csv is written in the current folder, also for a run's checkpoint (it went into the
+    run folder); an earlier one is kept (predictions-2.csv is the next); and a second predict on a folder
+    that holds smile's predictions and caches leaves them out instead of listing them as unreadable."""
+    photos = tmp_path / "photos"
+    (photos / "smile-cache" / "aligned-0").mkdir(parents=True)
+    for file in _aligned_images(sample_or_synthetic, 2):
+        shutil.copy(file, photos / file.name)
+    shutil.copy(_aligned_images(sample_or_synthetic, 1)[0], photos / "smile-cache" / "aligned-0" / "a.png")
+    (photos / "smile-cache" / "manifest.json").write_text("{}")
+    run = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    run.mkdir(parents=True)
+    shutil.copy(smiling_checkpoint, run / "best.ckpt")
+    os.chdir(tmp_path)
+    assert main(["predict", "photos", "--ckpt_path", "best", "--aligned"]) == 0
+    assert [Path(row["image"]).name for row in _read_csv(tmp_path)] == [
+        f.name for f in sorted(photos.glob("*.jpg"))
+    ]
+    assert not list(run.parent.glob("predictions*"))
+    os.chdir(photos)
+    args = ["predict", ".", "--ckpt_path", str(smiling_checkpoint), "--aligned"]
+    assert main(args) == 0
+    assert main([*args, "--format", "json"]) == 0
+    assert main(args) == 0
+    assert sorted(p.name for p in photos.glob("predictions*")) == [
+        "predictions-2.csv",
+        "predictions.csv",
+        "predictions.json",
+    ]
+    with open(photos / "predictions-2.csv", newline="") as handle:
+        again = list(csv.DictReader(handle))
+    assert [(row["image"], row["status"]) for row in again] == [
+        (f.name, "ok") for f in sorted(photos.glob("*.jpg"))
+    ]
+
+
+def test_json_output_has_the_csvs_fields(
+    smiling_checkpoint: Path, sample_or_synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import json
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for file in _aligned_images(sample_or_synthetic, 2):
+        shutil.copy(file, photos / file.name)
+    (photos / "notes.txt").write_text("not a photo")
+    os.chdir(tmp_path)
+    args = ["predict", "photos", "--ckpt_path", str(smiling_checkpoint), "--aligned"]
+    assert main(args) == 0
+    assert main([*args, "--out", "out/faces.json"]) == 0
+    assert main([*args, "--format", "json"]) == 0
+    rows = _read_csv(tmp_path)
+    for name in ("out/faces.json", "predictions.json"):
+        records = json.loads((tmp_path / name).read_text())
+        assert [list(record) for record in records] == [list(row) for row in rows]
+        for record, row in zip(records, rows):
+            for key, value in record.items():  # the CSV's cell, as a number where it is one
+                if isinstance(value, float):
+                    assert value == pytest.approx(float(row[key]), abs=1e-6), key
+                else:
+                    assert ("" if value is None else str(value)) == row[key], key
+    assert records[-1]["status"].startswith("unreadable") and records[-1]["Smiling"] is None
+    assert isinstance(records[0]["Smiling"], float) and isinstance(records[0]["box_w"], int)
+    assert main([*args, "--format", "csv", "--out", "faces.json"]) == 2
+    assert "--format csv and --out faces.json" in capsys.readouterr().err
+
+
 @needs_mtcnn
 def test_predict_on_photos_gives_rows_per_face_and_for_photos_without_one(
     smiling_checkpoint: Path, sample_root: Path, tmp_path: Path

@@ -298,3 +298,45 @@ def test_configs_comment_only_what_would_surprise() -> None:
         1 for path in CONFIGS.glob("*.yaml") for line in path.read_text().splitlines() if "#" in line
     )
     assert comments <= 40, comments
+
+
+def test_recipes_go_by_name_from_any_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from smile import recipes
+
+    assert recipes.names() == sorted(path.stem for path in CONFIGS.glob("*.yaml"))
+    demo = yaml.safe_load((CONFIGS / "demo.yaml").read_text())
+    for folder, name in ((tmp_path, "demo"), (tmp_path, "demo.yaml"), (CONFIGS.parent, "demo")):
+        os.chdir(folder)  # the clone's root holds a folder named smile: a name is still the recipe
+        with pytest.raises(SystemExit):
+            main(["fit", f"--config={name}", "--print_config"])
+        assert yaml.safe_load(capsys.readouterr().out)["data"]["root"] == demo["data"]["root"]
+    os.chdir(tmp_path)
+    (tmp_path / "demo").write_text("data:\n  root: mine\n")  # a file of that name is the user's own
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "demo", "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out)["data"]["root"] == "mine"
+
+
+def test_a_config_path_that_is_not_there_names_the_recipe(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    os.chdir(tmp_path)
+    assert main(["fit", "--config", "configs/smile.yaml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --config configs/smile.yaml: no such file in ")
+    assert "--config smile, from any folder" in err[0]
+    assert main(["check-data", "--config", "mine.yml"]) == 2
+    assert "--config mine.yml: no such file" in capsys.readouterr().err
+
+
+def test_the_installed_package_carries_the_recipes() -> None:
+    """configs/ is installed as smile/configs (package data), and the package list names every package."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from setuptools import find_packages
+
+    settings = tomllib.loads((CONFIGS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert settings["package-dir"] == {"smile.configs": "configs"}
+    assert settings["package-data"]["smile.configs"] == ["*.yaml"]
+    assert sorted(settings["packages"]) == sorted(
+        [*find_packages(str(CONFIGS.parent), include=["smile*"]), "smile.configs"]
+    )

@@ -4,6 +4,9 @@ and every kind of bad input; dynamic batching; the command line."""
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +27,8 @@ from smile.serve.app import ServeSettings, create_app  # noqa: E402
 from smile.serve.batching import MicroBatcher  # noqa: E402
 
 LIMIT = 1_000_000  # bytes, small so that "large" uploads are quick to send
+NODE = shutil.which("node")
+MESSAGES = Path(smile.__file__).parent / "serve" / "static" / "messages.js"
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +121,40 @@ def test_bad_inputs_get_a_4xx_json_error_and_the_service_goes_on(url: str) -> No
     assert no_file.status_code == 400 and no_file.json()["error"] == "no_file"
 
 
+@pytest.mark.skipif(NODE is None, reason="the page's script is run with node")
+def test_the_page_says_a_refused_file_is_not_a_photo(url: str) -> None:
+    """The page words the service's refusals for the person who chose the file, not in the API's terms
+    (the raw body, Content-Type image/*, a multipart form), which it showed as they were."""
+    noise = _png(Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)))
+    answers = {
+        "notes.txt": _post(url, b"name,smiling\nann,1\n", "application/octet-stream"),
+        "cut.png": _post(url, noise[: len(noise) // 2], "image/png"),
+        "empty.jpg": _post(url, b"", "image/jpeg"),
+        "huge.png": _post(url, _png(Image.new("1", (5_000, 5_000))), "image/png"),
+        "big.jpg": _post(url, b"\xff" * (2 * LIMIT), "image/jpeg"),
+    }
+    script = (
+        "const {failureText} = require(process.argv[1]);"
+        "const answers = JSON.parse(process.argv[2]);"
+        "const texts = Object.entries(answers).map(([name, [code, body]]) => [name, failureText(name, code, body)]);"
+        "console.log(JSON.stringify(Object.fromEntries(texts)));"
+    )
+    given = json.dumps({name: [answer.status_code, answer.json()] for name, answer in answers.items()})
+    run = subprocess.run(
+        [NODE, "-e", script, str(MESSAGES), given], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {
+        "notes.txt": "notes.txt is not a photo: choose a JPEG, PNG, WebP or BMP file.",
+        "cut.png": "cut.png is a damaged or cut-short image: choose another photo.",
+        "empty.jpg": "empty.jpg is empty: choose a photo.",
+        "huge.png": "huge.png has too many pixels (5000x5000; at most 20,000,000): choose a smaller photo.",
+        "big.jpg": "big.jpg is larger than this server accepts (1.0 MiB): choose a smaller photo.",
+    }
+    assert "/static/messages.js" in requests.get(url + "/", timeout=10).text
+    assert requests.get(url + "/static/messages.js", timeout=10).status_code == 200
+
+
 @needs_mtcnn
 def test_concurrent_large_uploads_are_refused_and_the_service_goes_on(url: str) -> None:
     large = np.random.default_rng(0).integers(0, 256, 3 * LIMIT, dtype=np.uint8).tobytes()
@@ -164,3 +203,21 @@ def test_micro_batcher_runs_concurrent_requests_together() -> None:
         batcher(torch.full((1, 2), -1.0))
     assert batcher(torch.ones(1, 2)).tolist() == [2.0]  # still running after the error
     batcher.close()
+
+
+def test_the_docs_and_the_help_give_the_pixel_limit_the_service_has(capsys: pytest.CaptureFixture) -> None:
+    """docs/serving.md said 36 million in one place and 50 million in another; --help and /health say the
+    default of FaceOptions (the service's own)."""
+    import re
+
+    from smile.commands.serve import build_parser
+    from smile.faces.options import FaceOptions
+
+    default = FaceOptions.max_pixels
+    assert ServeSettings().max_pixels == default
+    text = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
+    stated = re.findall(r"`--max_pixels` \(largest image, ([\d.]+) million pixels", text)
+    assert stated == [f"{default / 1e6:g}"] and f"max_pixels={default:_}" in text
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    assert f"(default: {default / 1e6:g} million)" in " ".join(capsys.readouterr().out.split())

@@ -62,8 +62,8 @@ def test_an_unknown_option_beside_a_photo_is_named_with_a_did_you_mean(
         main(["predict", str(photo), "--treshold", "0.3"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown option --treshold (did you mean --threshold?)" in err
-    assert "photo.jpg" not in err.splitlines()[-1]
+    last = err.strip().splitlines()[-1]
+    assert "--treshold 0.3 (did you mean --threshold?)" in last and "photo.jpg" not in last
     with pytest.raises(SystemExit):
         main(["predict", str(photo), "--annotate-dir", "out"])  # a hyphen for the underscore
     assert "(did you mean --annotate_dir?)" in capsys.readouterr().err

@@ -7,21 +7,27 @@ import argparse
 
 import yaml
 
+from smile.commands import SmileParser
+
 
 def _root_from_config(path: str) -> str | None:
-    with open(path) as handle:
+    from smile.recipes import resolve
+
+    with open(resolve(path)) as handle:
         config = yaml.safe_load(handle) or {}
     return (config.get("data") or {}).get("root")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SmileParser(
         prog="smile check-data",
         description="Check a CelebA copy completely: every annotation row and every image, all problems "
         "in one report. Exit status 0: nothing to fix; 1: problems; 2: no dataset there.",
     )
     parser.add_argument("--data.root", dest="root", help="the folder holding CelebA (default: data/celeba)")
-    parser.add_argument("--config", help="take data.root from this config file (e.g. configs/smile.yaml)")
+    parser.add_argument(
+        "--config", help="take data.root from this config: a recipe's name (smile, attributes, ...) or a file"
+    )
     parser.add_argument("--examples", type=int, default=3, help="examples shown per kind of problem")
     parser.add_argument("--workers", type=int, default=None, help="threads decoding images")
     return parser

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from smile.commands import SmileParser
+
 SOURCES = ("gdrive", "huggingface", "kaggle")
 DESCRIPTION = """\
 Download CelebA (aligned images, 40 attributes, official train/valid/test partition) into ROOT.
@@ -21,7 +23,7 @@ it is complete and verified. The optional packages come with: pip install "smile
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SmileParser(
         prog="smile download",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -7,11 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from smile.commands import CommandParser
+from smile.commands import SmileParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(
+    parser = SmileParser(
         prog="smile ensemble",
         description="Join trained checkpoints into one that predicts the mean of their logits.",
     )

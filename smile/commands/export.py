@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-from smile.commands import CommandParser
+from smile.commands import SmileParser
 from smile.commands.report import add_model_option
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(
+    parser = SmileParser(
         prog="smile export",
         description="Export a checkpoint as an ONNX or torch.export (.pt2) model that maps aligned face images "
         "(N, 3, S, S) to attribute probabilities, with the attribute names and preprocessing in its metadata.",

@@ -10,7 +10,7 @@ hyper-parameters, the run folder to log into, and for a resumed fit the run's wh
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from smile.console import plain, quiet_upstream, say
+from smile.commands import did_you_mean, first_unknown_option
+from smile.console import plain, quiet_resume, quiet_upstream, say
 from smile.data.datamodule import CelebADataModule
 from smile.devices import check_devices, cpu_precision
 from smile.system import AttributeClassifier
@@ -48,7 +49,12 @@ class PlainHelpFormatter(DefaultHelpFormatter):
 
 class SmileArgumentParser(LightningArgumentParser):
     """Lightning's parser with errors a user reads at a glance: a one-line usage instead of every option,
-    and the accepted values of a choice spelled out."""
+    the accepted values of a choice spelled out, and for an unknown option the one meant (a misspelling,
+    hyphens for underscores, or the option of another form of the command: :attr:`other_options`).
+    Options must be spelled out (``allow_abbrev=False``: ``--trainer.max_epoch`` is refused)."""
+
+    #: Options of the command's other form (``smile predict PHOTO``'s), for the did-you-mean only.
+    other_options: tuple[str, ...] = ()
 
     def print_usage(self, file=None) -> None:
         command = self.prog.replace(" [options]", "")
@@ -60,10 +66,10 @@ class SmileArgumentParser(LightningArgumentParser):
             lambda m: f"expected one of: {m.group(1).replace(chr(39), '')}; got {m.group(2)}",
             message,
         )
-        unknown = re.match(r"unrecognized arguments: (--[\w.]+)", message)
-        close = unknown and difflib.get_close_matches(unknown.group(1), list(self._option_string_actions), 1)
+        unknown = first_unknown_option(message)
+        close = unknown and did_you_mean(unknown, [*self._option_string_actions, *self.other_options])
         if close:
-            message += f" (did you mean {close[0]}?)"
+            message += f" (did you mean {close}?)"
         return super().error(message, ex)
 
 
@@ -128,10 +134,19 @@ class SmileCLI(LightningCLI):
             seed_everything_default=0 if command == "fit" else False,
             parser_kwargs={
                 "prog": f"smile {command}",
+                "allow_abbrev": False,
                 "description": description,
                 "formatter_class": PlainHelpFormatter,
             },
         )
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        parser = super().init_parser(**kwargs)
+        if self.command == "predict":  # smile predict PHOTO's options, for the did-you-mean
+            from smile.commands.predict import build_parser
+
+            parser.other_options = tuple(build_parser()._option_string_actions)  # type: ignore[attr-defined]
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.attributes", "model.attributes", apply_on="instantiate")
@@ -219,7 +234,8 @@ def run(command: str, args: list[str], description: str = "") -> None:
     cli = SmileCLI(command, args, description)
     trainer, model, data, checkpoint = cli.trainer, cli.model, cli.datamodule, cli.config.ckpt_path
     if command == "fit":
-        trainer.fit(model, datamodule=data, ckpt_path=checkpoint)
+        with quiet_resume() if checkpoint else contextlib.nullcontext():
+            trainer.fit(model, datamodule=data, ckpt_path=checkpoint)
         if cli.config.test_after_fit and not trainer.interrupted:
             trainer.test(model, datamodule=data, ckpt_path=cli.best_checkpoint())
             cli.report()

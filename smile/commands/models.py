@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+from smile.commands import SmileParser
 from smile.errors import OptionError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SmileParser(
         prog="smile models",
         description="List the trained models that ship with smile, or print one's model card.",
     )

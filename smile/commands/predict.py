@@ -4,12 +4,13 @@ Two modes, said explicitly:
 
 - ``smile predict PHOTO [PHOTO ...]`` (files or folders) runs the photos through the photo pipeline
   (:mod:`smile.photos.pipeline`: find the faces, frame them like CelebA, predict), prints a table of the
-  faces and writes the CSV (:mod:`smile.photos.predictions`); the model defaults to ``smiling``.
+  faces and writes the CSV or JSON, in the current folder unless ``--out`` names another place
+  (:mod:`smile.photos.predictions`); the model defaults to ``smiling``.
 - ``smile predict --split test --ckpt_path MODEL`` is Lightning's predict loop over the test split of the
   model's run data (:mod:`smile.commands.lightning`), which writes ``predictions.csv`` into the run; it
   takes every option of ``smile test`` and, like it, needs a model.
 
-In either mode an unknown option is named as such, with the nearest known one.
+In either mode an unknown option is named, with the nearest known one.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import sys
 import warnings
 from pathlib import Path
 
-from smile.commands import CommandParser, add_face_options
+from smile.commands import SmileParser, add_face_options
 from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
 
 DESCRIPTION = """\
 Predict the attributes of the faces in your photos: each photo's faces are found, framed like
-CelebA's aligned images and predicted; a table goes to the terminal and every face gets a CSV row.
+CelebA's aligned images and predicted; a table goes to the terminal and every face gets a row of
+predictions.csv in the current folder (--out names another file; --format json, or an --out ending in
+.json, writes JSON with the same fields).
 
 smile predict --split test --ckpt_path MODEL predicts the test split of a model's CelebA data through
 Lightning instead (predictions.csv in the run folder); that form needs a model and takes every option
@@ -33,8 +36,25 @@ of smile test (smile predict --split test --help)."""
 SPLITS = ("test",)
 
 
+#: The formats of the predictions file (:mod:`smile.photos.predictions`).
+FORMATS = ("csv", "json")
+
+
+def output_file(out: Path | None, fmt: str | None) -> tuple[Path, str]:
+    """Where the predictions go and in which format: ``out`` (replaced), else a fresh ``predictions.csv``
+    (or ``.json``) in the current folder; the format is ``fmt``, else ``out``'s suffix, else CSV."""
+    from smile.errors import OptionError
+    from smile.io import fresh_path
+
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    if fmt and suffix in FORMATS and suffix != fmt:
+        raise OptionError(f"--format {fmt} and --out {out}: give an --out ending in .{fmt}, or no --format")
+    fmt = fmt or (suffix if suffix in FORMATS else "csv")
+    return (out if out is not None else fresh_path(Path(f"predictions.{fmt}"))), fmt
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(
+    parser = SmileParser(
         prog="smile predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
@@ -49,7 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         type=Path,
-        help="the CSV (default: predictions.csv in the checkpoint's run folder, else here)",
+        help="the file to write, replaced if it exists (default: predictions.csv in the current folder, or "
+        "predictions-2.csv, -3, ... beside an earlier one, which is never replaced)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="csv or json: the same fields, one row or object per face (default: json for an --out ending "
+        "in .json, else csv)",
     )
     parser.add_argument(
         "--annotate_dir", type=Path, help="also write copies of the photos with boxes and labels here"
@@ -110,11 +137,12 @@ def main(argv: list[str]) -> int:
 
 def predict_photos(args: argparse.Namespace) -> int:
     from smile.api import DRAWN_FACES, load
+    from smile.data.cache import CACHE_FOLDER
     from smile.errors import DataError
     from smile.faces.images import list_photos
-    from smile.io import fresh_path
     from smile.photos import predictions
-    from smile.trained.checkpoints import run_folder
+
+    out, fmt = output_file(args.out, args.format)
 
     with warnings.catch_warnings():  # said below, once, as a line of the command's own
         warnings.simplefilter("ignore", UserWarning)
@@ -132,7 +160,9 @@ def predict_photos(args: argparse.Namespace) -> int:
     if predictor.synthetic:
         print(f"note: {DRAWN_FACES.format(source=predictor.source)}", file=sys.stderr)
     exclude = [args.annotate_dir] if args.annotate_dir else []
-    inputs = [(Path(path), list_photos(path, exclude=exclude)) for path in args.photos]
+    # smile's own files in a folder given are no photos: its caches, and the predictions it wrote there
+    own = {"skip_folders": (CACHE_FOLDER,), "leave_out": predictions.written_here}
+    inputs = [(Path(path), list_photos(path, exclude=exclude, **own)) for path in args.photos]
     attributes, thresholds = predictor.attributes, predictor.thresholds.tolist()
     roots = {file: path if path.is_dir() else path.parent for path, files in inputs for file in files}
 
@@ -149,9 +179,7 @@ def predict_photos(args: argparse.Namespace) -> int:
             f"none of the {len(rows)} files given could be read as an image ({rows[0].image}: "
             f"{rows[0].status.split(': ', 1)[-1]}); give photos (JPEG, PNG, WebP, BMP, ...) or folders of them"
         )
-    run = run_folder(predictor.source)
-    out = args.out or fresh_path((run.path if run else Path(".")) / "predictions.csv")
-    predictions.write_csv(rows, attributes, thresholds, out)
+    predictions.write(rows, attributes, thresholds, out, fmt)
     print(predictions.table(rows, attributes, thresholds))
     print(predictions.summary(rows), file=sys.stderr)
     print(f"Wrote {len(rows)} rows to {out}", file=sys.stderr)

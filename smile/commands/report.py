@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from smile.commands import CommandParser, boolean
+from smile.commands import SmileParser, boolean
 from smile.evaluation import DEFAULT_GROUPS
 from smile.evaluation.thresholds import CRITERIA, MIN_TUNE_COUNT
 
@@ -36,7 +36,7 @@ def add_checkpoint_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(
+    parser = SmileParser(
         prog="smile report",
         description=(
             "Write the evaluation report of a checkpoint (metrics.json, report.md and PNG figures) into "

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from smile.commands import add_face_options
+from smile.commands import SmileParser, add_face_options
 from smile.errors import SmileError
 from smile.serve.settings import ServeSettings
 from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
@@ -29,7 +29,7 @@ def _app_module():
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServeSettings()
-    parser = argparse.ArgumentParser(
+    parser = SmileParser(
         prog="smile serve",
         description="Serve a checkpoint or exported ONNX file over HTTP: POST /predict with an image, GET / "
         "for a web page, GET /health, GET /openapi.json.",
@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits = (  # option, type, default, help
         ("--max_bytes", int, defaults.max_bytes, "largest upload (default: 8 MiB)"),
-        ("--max_pixels", int, defaults.max_pixels, "largest image, width x height (default: 50 million)"),
+        (
+            "--max_pixels",
+            int,
+            defaults.max_pixels,
+            f"largest image, width x height (default: {(defaults.max_pixels or 0) / 1e6:g} million)",
+        ),
         ("--workers", int, os.cpu_count() or 1, "threads decoding and detecting (default: one per core)"),
         ("--max_pending", int, defaults.max_pending, "requests admitted at once; more get 503"),
         (

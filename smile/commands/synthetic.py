@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from smile.commands import SmileParser
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SmileParser(
         prog="smile synthetic",
         description="Write a synthetic CelebA-format dataset (drawn faces with consistent labels) in the "
         "official layout.",

@@ -15,13 +15,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from smile.commands import CommandParser
+from smile.commands import SmileParser
 from smile.commands.report import add_checkpoint_data_options, add_model_option
 from smile.evaluation.thresholds import CRITERIA, DEFAULT_THRESHOLD, MIN_TUNE_COUNT
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(
+    parser = SmileParser(
         prog="smile thresholds",
         description="Choose a checkpoint's decision thresholds on the validation split and save them in a new "
         "checkpoint.",

@@ -21,8 +21,9 @@ USAGES = {
 }
 
 #: The options that matter, one line each; ``--help_all`` lists them all.
-OPTIONS = """  --config FILE              a config: configs/smile.yaml (Smiling), attributes.yaml (all 40),
-                             notebook.yaml (the notebook's recipe), demo.yaml; overlays: full.yaml, ddp.yaml
+OPTIONS = """  --config NAME|FILE         a recipe by name, from any folder: smile (Smiling), attributes (all 40),
+                             notebook (the notebook's recipe), demo; overlays: full, ddp (the clone's
+                             configs/); or a config file of your own
   --ckpt_path MODEL          {ckpt_rule}: smiling / attributes (shipped), best / last (the
                              newest run's) or a file; its run's settings are the defaults
   --data.root DIR            CelebA (official, torchvision or Kaggle layout), or your own labelled photos
@@ -44,7 +45,7 @@ def short_help(command: str) -> str:
     rule = "a checkpoint to resume from" if command == "fit" else "required, the model to evaluate"
     extra = "\n  --test_after_fit true      after fit, test the best checkpoint" if command == "fit" else ""
     return (
-        f"usage: smile {USAGES.get(command, command + ' [--config FILE]')} [options]\n\n{DESCRIPTIONS[command]}\n\n"
+        f"usage: smile {USAGES.get(command, command + ' [--config NAME|FILE]')} [options]\n\n{DESCRIPTIONS[command]}\n\n"
         f"options that matter (all of them: smile {command} --help_all):\n"
         f"{OPTIONS.format(ckpt_rule=rule)}{extra}\n"
     )
@@ -54,7 +55,9 @@ def run(command: str, argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(short_help(command), end="")
         return 0
-    argv = ["--help" if arg == "--help_all" else arg for arg in argv]
+    from smile import recipes
+
+    argv = recipes.resolve_args(["--help" if arg == "--help_all" else arg for arg in argv])
     from smile.commands import lightning
 
     lightning.run(command, argv, DESCRIPTIONS[command])

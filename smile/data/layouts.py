@@ -43,7 +43,14 @@ DOWNLOAD_HINT = (
     "CelebA can be had from the official site (mmlab.ie.cuhk.edu.hk/projects/CelebA.html, "
     "'Align&Cropped Images' and the 'Anno' and 'Eval' files), through `smile download`, "
     "or from the Kaggle mirror 'jessicali9530/celeba-dataset'. To try the project without it, run "
-    "`smile fit --config configs/demo.yaml`, which trains on synthetic CelebA-format data."
+    "`smile fit --config demo`, which trains on synthetic CelebA-format data."
+)
+#: The layouts of your own labelled photos (:mod:`smile.data.photo_layouts`), as the error lists them.
+PHOTO_LAYOUTS = (
+    "  class folders  smiling/*.jpg and not_smiling/*.jpg, one folder per class (optionally under train/, "
+    "val/, test/)",
+    "  a CSV          labels.csv of file,Smiling,... (optional split and person columns), the photos in "
+    "images/ or beside it",
 )
 
 
@@ -126,7 +133,8 @@ def detect_layout(root: str | Path) -> CelebALayout:
         for layout in layouts
     )
     raise DataError(
-        f"{problem}\nAccepted layouts (relative to data.root):\n{accepted}\n{DOWNLOAD_HINT}\n"
+        f"{problem}\nAccepted layouts (relative to data.root):\n{accepted}\n"
+        f"Or your own labelled photos:\n{chr(10).join(PHOTO_LAYOUTS)}\n{DOWNLOAD_HINT}\n"
         "Point --data.root at your copy if it lies elsewhere."
     )
 

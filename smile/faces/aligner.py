@@ -61,7 +61,9 @@ WHOLE_IMAGE = "whole_image"
 
 
 class FaceAligner:
-    """Find the faces of a photo and crop each one as CelebA's aligned images are cropped.
+    """Find the faces of a photo and crop each one as CelebA's aligned images are cropped: calling it
+    gives a :class:`Face` per face, whose ``aligned`` holds the crop (a 178x218 RGB image, what the
+    models and their ONNX exports take after the central crop and resize of ``eval_transform``).
 
     ``detector``: ``"auto"`` (the first of MTCNN, YuNet, Haar whose package imports), ``"mtcnn"``,
     ``"yunet"``, ``"haar"`` or a callable ``rgb array -> list[Detection]``; the resolved name is in
@@ -129,7 +131,8 @@ class FaceAligner:
         return found
 
     def __call__(self, image: Image.Image | np.ndarray) -> list[Face]:
-        """All faces of ``image``, left to right, each with its 178x218 CelebA-framed crop."""
+        """All faces of ``image``, left to right, each with its 178x218 CelebA-framed crop in
+        :attr:`Face.aligned`."""
         rgb = rgb_array(image)
         faces = []
         for det in sorted(self.detect(rgb), key=lambda d: d.box[0]):

@@ -4,7 +4,7 @@ upright by their EXIF orientation and made 8-bit RGB; and listing the photos of 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -119,9 +119,15 @@ def reason(err: BaseException) -> str:
     return text[:200]
 
 
-def list_photos(path: str | Path, exclude: Sequence[str | Path] = ()) -> list[Path]:
-    """``path`` itself if it is a file, else every file under it (recursively, sorted), hidden ones and
-    those under ``exclude`` left out."""
+def list_photos(
+    path: str | Path,
+    exclude: Sequence[str | Path] = (),
+    skip_folders: Sequence[str] = (),
+    leave_out: Callable[[Path], bool] | None = None,
+) -> list[Path]:
+    """``path`` itself if it is a file, else every file under it (recursively, sorted), hidden ones,
+    those under ``exclude``, those under a folder named in ``skip_folders`` and those ``leave_out`` is
+    true of (a command's own earlier outputs) left out."""
     path = Path(path)
     if path.is_file():
         return [path]
@@ -131,10 +137,12 @@ def list_photos(path: str | Path, exclude: Sequence[str | Path] = ()) -> list[Pa
     files = []
     for candidate in sorted(path.rglob("*")):
         relative = candidate.relative_to(path)
-        if any(part.startswith(".") for part in relative.parts) or not candidate.is_file():
+        if any(part.startswith(".") or part in skip_folders for part in relative.parts[:-1]):
+            continue
+        if relative.name.startswith(".") or not candidate.is_file():
             continue
         resolved = candidate.resolve()
-        if any(resolved.is_relative_to(folder) for folder in skip):
+        if any(resolved.is_relative_to(folder) for folder in skip) or (leave_out and leave_out(candidate)):
             continue
         files.append(candidate)
     if not files:

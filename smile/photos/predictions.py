@@ -1,5 +1,5 @@
-"""What predicting on photos writes: a CSV row for every face (and for every photo without one), a
-short table on the terminal, and annotated copies of the photos.
+"""What predicting on photos writes: a CSV row (or a JSON object, with the same fields) for every face
+and for every photo without one, a short table on the terminal, and annotated copies of the photos.
 
 Every file gets at least one row: one per face, with its box and probabilities (``status`` ``ok``, or
 ``whole_image`` for a photo in which no face was found and that was predicted whole, as a face crop);
@@ -10,9 +10,11 @@ not an image or is corrupt, ``failed: <reason>`` when the detector broke on it.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -84,6 +86,61 @@ def write_csv(
             face = "" if row.face is None else row.face
             writer.writerow([str(row.image), face, *box, _fmt(row.score), row.status, *probs, decided])
     return path
+
+
+def records(
+    rows: Sequence[PhotoRow], attributes: Sequence[str], thresholds: Sequence[float]
+) -> list[dict[str, Any]]:
+    """The rows as the JSON output has them: the CSV's fields, with numbers as numbers and ``None``
+    where the CSV leaves a cell empty (``predicted`` too, where nothing was predicted)."""
+    out = []
+    for row in rows:
+        values = row.probabilities
+        box = row.box if row.box is not None else (None, None, None, None)
+        record: dict[str, Any] = {"image": str(row.image), "face": row.face}
+        record.update(zip(CSV_COLUMNS[2:6], box))
+        record["score"] = None if row.score is None else round(row.score, 4)
+        record["status"] = row.status
+        if values is None:
+            record.update(dict.fromkeys(attributes))
+        else:
+            record.update((name, round(p, 6)) for name, p in zip(attributes, values))
+        record["predicted"] = present(values, attributes, thresholds) if values is not None else None
+        out.append(record)
+    return out
+
+
+def write_json(
+    rows: Sequence[PhotoRow], attributes: Sequence[str], thresholds: Sequence[float], path: Path
+) -> Path:
+    """Write the JSON atomically: a list of :func:`records`, one object a line."""
+    lines = [json.dumps(record) for record in records(rows, attributes, thresholds)]
+    with atomic_write(path) as handle:
+        handle.write("[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n")
+    return path
+
+
+def write(
+    rows: Sequence[PhotoRow], attributes: Sequence[str], thresholds: Sequence[float], path: Path, fmt: str
+) -> Path:
+    """Write the predictions as ``fmt`` (``csv`` or ``json``)."""
+    return (write_json if fmt == "json" else write_csv)(rows, attributes, thresholds, path)
+
+
+def written_here(path: Path) -> bool:
+    """Whether ``path`` is a predictions file this module wrote (CSV or JSON, told by its first bytes),
+    which a later ``smile predict`` on its folder leaves out instead of reporting it as no image."""
+    if path.suffix.lower() not in (".csv", ".json"):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(256).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    if path.suffix.lower() == ".csv":
+        return head.startswith(",".join(CSV_COLUMNS) + ",")
+    packed = "".join(head.split())
+    return packed.startswith('[{"image":') or packed == "[]"
 
 
 def summary(rows: Sequence[PhotoRow]) -> str:

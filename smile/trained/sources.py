@@ -96,7 +96,7 @@ def resolve(value: str | Path, log_root: str | Path = LOG_ROOT) -> ModelSource:
     if not candidates:
         raise CheckpointError(
             f"{given}: no file {given} here and no run under {log_root}/ has checkpoints/{name}. "
-            "Train first (smile fit --config configs/demo.yaml), or give a shipped model (smiling, "
+            "Train first (smile fit --config demo), or give a shipped model (smiling, "
             "attributes) or a file's path"
         )
     newest = max(candidates, key=lambda candidate: (candidate.stat().st_mtime, str(candidate)))

@@ -85,7 +85,7 @@ async function send(file) {
   }
   const ms = Math.round(performance.now() - started);
   if (!response.ok) {
-    status(`${file.name}: ${body.detail || response.statusText} (HTTP ${response.status})`, true);
+    status(failureText(file.name, response.status, body), true);
     return;
   }
   show(body, URL.createObjectURL(file));
