@@ -299,7 +299,7 @@ def _onnx_network(path: Path, device: torch.device):
     try:
         import onnxruntime
     except ImportError as err:
-        raise SmileError("running an ONNX file needs onnxruntime: pip install 'smile[export]'") from err
+        raise SmileError("running an ONNX file needs onnxruntime: pip install 'smile-faces[export]' (from a clone: pip install '.[export]')") from err
     from smile.export import INPUT_NAME
 
     providers = ["CPUExecutionProvider"]

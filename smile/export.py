@@ -151,7 +151,7 @@ def _load(
         },
         "model": settings.model,
         "trained_on": "synthetic faces" if settings.synthetic else "photographs of faces",
-        "producer": {"smile": _version("smile"), "torch": torch.__version__, "exporter": "torch.export"},
+        "producer": {"smile": _version("smile-faces"), "torch": torch.__version__, "exporter": "torch.export"},
     }
     return classifier, model, metadata
 
@@ -180,7 +180,7 @@ def to_onnx(model: nn.Module, metadata: dict[str, Any], opset: int = MIN_OPSET) 
         import onnx
         import onnxscript  # noqa: F401  (the exporter writes the graph with it)
     except ImportError as err:
-        raise ExportError(f"ONNX export needs {err.name}: pip install 'smile[export]'") from err
+        raise ExportError(f"ONNX export needs {err.name}: pip install 'smile-faces[export]' (from a clone: pip install '.[export]')") from err
     if opset < MIN_OPSET:
         raise ExportError(f"--opset {opset}: torch's ONNX exporter writes opset {MIN_OPSET} or newer")
     program = torch.onnx.export(

@@ -24,6 +24,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from smile.evaluation.thresholds import present
+from smile.install import DISTRIBUTION
 from smile.io import atomic_write, fresh_path
 
 
@@ -85,7 +86,7 @@ def _git_commit() -> str | None:
 
 def environment_record() -> dict[str, Any]:
     """Versions of Python and the packages that shape a run's results, and the git commit."""
-    packages = ["smile", "torch", "torchvision", "pytorch-lightning", "torchmetrics", "numpy", "pillow"]
+    packages = [DISTRIBUTION, "torch", "torchvision", "pytorch-lightning", "torchmetrics", "numpy", "pillow"]
     versions = {}
     for package in packages:
         try:
