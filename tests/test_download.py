@@ -355,9 +355,8 @@ def test_a_missing_extra_says_what_to_install(
     monkeypatch.setattr(gdrive, "GDRIVE_URL", "http://127.0.0.1:9/uc")  # never used: the import fails first
     assert run(tmp_path / "celeba", "--source", source) == 1
     err = capsys.readouterr().err
-    assert (
-        f"the optional package '{package}' is not installed" in err and 'pip install "smile[download]"' in err
-    )
+    assert f"the optional package '{package}' is not installed" in err
+    assert "pip install 'smile-faces[download]' (from a clone: pip install '.[download]')" in err
 
 
 def test_gdrive_page_that_gdown_refuses_is_explained(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("cv2", reason="smile.faces needs opencv-python-headless (pip install 'smile[photos]')")
+pytest.importorskip("cv2", reason="smile.faces needs opencv-python-headless (part of the base install)")
 
 from smile.faces import detectors as faces  # noqa: E402
 from smile.faces.aligner import FaceAligner  # noqa: E402

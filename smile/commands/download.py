@@ -7,9 +7,10 @@ import argparse
 from pathlib import Path
 
 from smile.commands import SmileParser
+from smile.install import install_hint
 
 SOURCES = ("gdrive", "huggingface", "kaggle")
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Download CelebA (aligned images, 40 attributes, official train/valid/test partition) into ROOT.
 
 Sources (--source auto tries them in this order and says what it did):
@@ -18,7 +19,8 @@ Sources (--source auto tries them in this order and says what it did):
   kaggle       the Kaggle mirror jessicali9530/celeba-dataset (needs Kaggle API credentials)
 
 Partial downloads are kept and resumed by the next run; nothing appears under its final name before
-it is complete and verified. The optional packages come with: pip install "smile[download]".
+it is complete and verified. The optional packages come with:
+  {install_hint("download")}
 """
 
 

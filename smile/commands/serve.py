@@ -15,6 +15,7 @@ import sys
 
 from smile.commands import SmileParser, add_face_options
 from smile.errors import SmileError
+from smile.install import install_hint
 from smile.serve.settings import ServeSettings
 from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
 
@@ -23,7 +24,7 @@ def _app_module():
     try:
         from smile.serve import app
     except ImportError as err:
-        raise SmileError(f"serving needs FastAPI and uvicorn ({err}): pip install 'smile[serve]'") from err
+        raise SmileError(f"serving needs FastAPI and uvicorn ({err}): {install_hint('serve')}") from err
     return app
 
 

@@ -21,13 +21,14 @@ from smile.data.check import scan
 from smile.data.html_pages import sniff_html
 from smile.data.layouts import annotation_rows, candidate_layouts, missing_files
 from smile.errors import SmileError
+from smile.install import install_hint
 from smile.io import atomic_write
 
 #: Order in which ``--source auto`` tries the sources.
 SOURCES = ("gdrive", "huggingface", "kaggle")
 #: Written under the root; ``status`` is ``in-progress`` until the data is complete and verified.
 STATE_FILE = ".smile-download.json"
-EXTRA_HINT = 'pip install "smile[download]"'
+EXTRA_HINT = install_hint("download")
 
 
 class DownloadError(SmileError):
@@ -56,7 +57,7 @@ def require(module: str, package: str, source: str) -> object:
     except ImportError as err:
         raise MissingExtraError(
             f"{source}: the optional package '{package}' is not installed ({err}). "
-            f'Install the download extras with: {EXTRA_HINT}   (or just: pip install "{package}")'
+            f'Install the download extras with: {EXTRA_HINT}, or just: pip install "{package}"'
         ) from err
 
 

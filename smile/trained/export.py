@@ -48,7 +48,8 @@ from torch import Tensor, nn
 from smile.console import say
 from smile.data.celeba import centre_window
 from smile.data.pil_transforms import CentreWindow
-from smile.errors import SmileError, install_hint
+from smile.errors import SmileError
+from smile.install import DISTRIBUTION, install_hint
 from smile.io import write_atomically
 from smile.trained.exported import EXTRA_FILE, INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 from smile.trained.inference import InferenceModel, load_model
@@ -100,7 +101,7 @@ def for_export(
             **model.description.provenance,
             "file": path.name,
             "sha256": _sha256(path),
-            "producer": {"smile": _version("smile"), "torch": torch.__version__, "exporter": "torch.export"},
+            "producer": {"smile": _version(DISTRIBUTION), "torch": torch.__version__, "exporter": "torch.export"},
         },
     )
     if input_dtype == "uint8":  # the same network and views, taking the 0-255 pixels

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from smile.errors import CheckpointError, install_hint
+from smile.errors import CheckpointError
+from smile.install import install_hint
 from smile.trained.description import ModelDescription
 
 METADATA_KEY = "smile"

