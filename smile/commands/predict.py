@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from smile.commands import CommandParser, add_face_options
+from smile.commands.predict_video import add_video_options, predict_videos, split_videos
 from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
 
 DESCRIPTION = """\
@@ -38,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="smile predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "photos", nargs="*", metavar="PHOTO", help="image files, or folders of them (recursively)"
+        "photos",
+        nargs="*",
+        metavar="PHOTO",
+        help="image or video files, or folders of them (recursively); videos go by their suffix",
     )
     parser.add_argument(
         "--ckpt_path",
@@ -49,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         type=Path,
-        help="the CSV (default: predictions.csv in the checkpoint's run folder, else here)",
+        help="the photos' CSV (default: predictions.csv in the checkpoint's run folder, else here), or a "
+        "folder for it (predictions.csv) and the videos' outputs (default: here)",
     )
     parser.add_argument(
         "--annotate_dir", type=Path, help="also write copies of the photos with boxes and labels here"
@@ -71,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of photos, predict this split of the model's CelebA data through Lightning (needs "
         "--ckpt_path; takes smile test's options)",
     )
+    add_video_options(parser)
     return parser
 
 
@@ -132,7 +138,7 @@ def predict_photos(args: argparse.Namespace) -> int:
     if predictor.synthetic:
         print(f"note: {DRAWN_FACES.format(source=predictor.source)}", file=sys.stderr)
     exclude = [args.annotate_dir] if args.annotate_dir else []
-    inputs = [(Path(path), list_photos(path, exclude=exclude)) for path in args.photos]
+    inputs, videos = split_videos([(Path(path), list_photos(path, exclude=exclude)) for path in args.photos])
     attributes, thresholds = predictor.attributes, predictor.thresholds.tolist()
     roots = {file: path if path.is_dir() else path.parent for path, files in inputs for file in files}
 
@@ -143,21 +149,26 @@ def predict_photos(args: argparse.Namespace) -> int:
         predictions.annotate(photo.picture, rows, attributes, thresholds, out)
 
     files = [file for _, found in inputs for file in found]
+    if not files:
+        return predict_videos(predictor, videos, args)
     rows = predictor.predict_files(_progress(files), args.batch_size, on_photo=annotate)
-    if all(row.status.startswith("unreadable") for row in rows):
+    readable = sum(not row.status.startswith("unreadable") for row in rows)
+    if not readable and not videos:
         raise DataError(
             f"none of the {len(rows)} files given could be read as an image ({rows[0].image}: "
             f"{rows[0].status.split(': ', 1)[-1]}); give photos (JPEG, PNG, WebP, BMP, ...) or folders of them"
         )
     run = run_folder(predictor.source)
     out = args.out or fresh_path((run.path if run else Path(".")) / "predictions.csv")
+    if args.out is not None and (args.out.is_dir() or not args.out.suffix):  # a folder for the outputs
+        out = fresh_path(args.out / "predictions.csv")
     predictions.write_csv(rows, attributes, thresholds, out)
     print(predictions.table(rows, attributes, thresholds))
     print(predictions.summary(rows), file=sys.stderr)
     print(f"Wrote {len(rows)} rows to {out}", file=sys.stderr)
     if args.annotate_dir is not None:
         print(f"Annotated copies in {args.annotate_dir}", file=sys.stderr)
-    return 0
+    return predict_videos(predictor, videos, args, photos_read=readable) if videos else 0
 
 
 def _progress(files: list[Path]):
