@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,9 +20,6 @@ from smile.errors import DataError, OptionError
 
 if TYPE_CHECKING:
     from smile.api import Predictor
-
-#: The outputs of one video, by their suffix after the video's name.
-OUTPUTS = (".frames.csv", ".tracks.json", ".tracks.csv", ".timeline.png")
 
 
 def add_video_options(parser: argparse.ArgumentParser) -> None:
@@ -77,18 +73,6 @@ def output_folder(out: Path | None) -> Path:
     return out.parent
 
 
-def output_stem(folder: Path, video: Path) -> Path:
-    """``folder/NAME`` for the first ``NAME`` (the video's stem, else ``stem-2``...) none of whose
-    outputs exists: one video's outputs keep one name, and an earlier run's are never replaced."""
-    number = 1
-    while True:
-        name = video.stem if number == 1 else f"{video.stem}-{number}"
-        stem = folder / name
-        if not any(Path(f"{stem}{suffix}").exists() for suffix in OUTPUTS):
-            return stem
-        number += 1
-
-
 def predict_videos(
     predictor: Predictor, videos: list[tuple[Path, Path]], args: argparse.Namespace, photos_read: int = 0
 ) -> int:
@@ -118,81 +102,45 @@ def predict_videos(
 
 
 def predict_one(predictor: Predictor, video: Path, folder: Path, args: argparse.Namespace) -> int:
-    """Predict one video and write its outputs; the number of frames predicted."""
-    from smile.video import outputs
-    from smile.video.decode import VideoError, VideoReader
-    from smile.video.pipeline import VideoStream
+    """Predict one video and write its outputs; the number of frames predicted. A Ctrl-C stops it
+    with its outputs written for the frames done, and is raised again."""
+    from smile.video.files import Interrupted, output_stem, predict_to_files
 
-    reader = VideoReader(video, args.every, args.fps)
-    stem = output_stem(folder, video)
-    frames_csv = Path(f"{stem}.frames.csv")
-    attributes, thresholds = predictor.attributes, predictor.thresholds.tolist()
-    summary = outputs.TrackSummary(attributes, thresholds, video.name)
-    annotated = None
-    started = time.perf_counter()
-    interrupted = False
-    print(f"{video}: {reader.info.describe()}", file=sys.stderr)
+    annotate = None if args.annotate_dir is None else args.annotate_dir / f"{video.stem}.annotated.mp4"
     try:
-        table = outputs.FrameCSV(frames_csv, attributes, video.name)
-        try:
-            if args.annotate_dir is not None:
-                annotated = outputs.AnnotatedVideo(
-                    args.annotate_dir / f"{video.stem}.annotated.mp4",
-                    reader.rate,
-                    summary.attribute,
-                    summary.threshold,
-                )
-            stream = VideoStream(predictor, args.smoothing, args.detect_every, reader.rate)
-            for frame, result in stream.run(_progress(reader)):
-                table.add(result)
-                summary.add(result)
-                if annotated is not None:
-                    annotated.add(frame.rgb, result)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            table.close()
-            if annotated is not None:
-                annotated.close()
-    finally:
-        reader.close()
-    elapsed = time.perf_counter() - started
-    if summary.frames == 0 and not interrupted:
-        frames_csv.unlink(missing_ok=True)
-        raise VideoError(reader.describe_problem() or f"{video}: no frame could be decoded")
-    extra = {
-        "source": str(video),
-        "info": reader.info.describe(),
-        "sampling": {"every": args.every, "fps": args.fps, "rate": reader.rate},
-        "smoothing_seconds": args.smoothing,
-        "detect_every": args.detect_every,
-        "model": str(predictor.source),
-        "complete": not interrupted and reader.problem is None,
-        "problem": reader.describe_problem() or ("interrupted" if interrupted else None),
-    }
-    summary.write_json(Path(f"{stem}.tracks.json"), extra)
-    summary.write_csv(Path(f"{stem}.tracks.csv"))
-    outputs.write_timeline(summary, Path(f"{stem}.timeline.png"))
-    print(summary.line())
-    speed = summary.frames / elapsed if elapsed > 0 else float("nan")
-    written = ", ".join(f"{stem}{suffix}" for suffix in OUTPUTS)
+        run = predict_to_files(
+            predictor,
+            video,
+            output_stem(folder, video),
+            every=args.every,
+            fps=args.fps,
+            smoothing=args.smoothing,
+            detect_every=args.detect_every,
+            annotate=annotate,
+            on_start=lambda reader: print(f"{video}: {reader.info.describe()}", file=sys.stderr),
+            frames=_progress,
+        )
+        interrupted = False
+    except Interrupted as stop:
+        run, interrupted = stop.run, True
+    print(run.summary.line())
+    written = ", ".join(str(path) for path in run.files.values())
     print(
-        f"{summary.frames:,} frames in {elapsed:.1f} s ({speed:.1f} frames/s); wrote {written}",
+        f"{run.frames:,} frames in {run.seconds:.1f} s ({run.speed:.1f} frames/s); wrote {written}",
         file=sys.stderr,
     )
-    if annotated is not None and annotated.frames:
-        print(f"Annotated video: {annotated.path}", file=sys.stderr)
-    problem = reader.describe_problem()
-    if problem:
-        print(f"note: {problem}; the rows of the frames before it are written", file=sys.stderr)
+    if run.annotated is not None:
+        print(f"Annotated video: {run.annotated}", file=sys.stderr)
+    if run.problem:
+        print(f"note: {run.problem}; the rows of the frames before it are written", file=sys.stderr)
     if interrupted:
         print(
-            f"Interrupted after {summary.frames:,} frames: {frames_csv} holds their rows, the summary "
-            "and timeline cover them",
+            f"Interrupted after {run.frames:,} frames: {run.files['.frames.csv']} holds their rows; the "
+            "summary and timeline cover them",
             file=sys.stderr,
         )
         raise KeyboardInterrupt
-    return summary.frames
+    return run.frames
 
 
 def _progress(reader):

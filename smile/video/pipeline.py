@@ -123,7 +123,6 @@ class VideoStream:
         if detect_every < 1:
             raise ValueError(f"detect_every is {detect_every}: give 1 (every frame) or more")
         self.predictor = predictor
-        self.aligner = predictor.pipeline.aligner()
         self.tracker = FaceTracker(rate or 30.0, max_lost=max_lost)
         self.smoother = TrackSmoother(smoothing, filter)
         self.detect_every = detect_every
@@ -137,17 +136,18 @@ class VideoStream:
 
     def add(self, frame: Frame) -> None:
         """Find and track the faces of ``frame`` and queue them for the network (:meth:`flush`)."""
+        aligner = self.predictor.pipeline.aligner()  # this thread's (a server runs streams in a pool)
         expected = self.tracker.predict()
         detections = None
         full = self.detect_every == 1 or not expected or self._since_detection + 1 >= self.detect_every
         if not full:
             boxes = np.array(list(expected.values()))
-            detections = self.aligner.refine(frame.rgb, boxes)
+            detections = aligner.refine(frame.rgb, boxes)
             # a face lost by the second look, or a detector without one: a full detection now
             if detections is None or len(detections) < len(expected):
                 detections = None
         if detections is None:
-            detections = self.aligner.detect(frame.rgb)
+            detections = aligner.detect(frame.rgb)
             self._since_detection = 0
             found = DETECTED
         else:
@@ -156,7 +156,7 @@ class VideoStream:
         detections = sorted(detections, key=lambda d: d.box[0])
         ids = self.tracker.update([d.box for d in detections], [d.score for d in detections])
         faces = [
-            (track, self.aligner.face(frame.rgb, det), found)
+            (track, aligner.face(frame.rgb, det), found)
             for det, track in zip(detections, ids)
             if track is not None
         ]
