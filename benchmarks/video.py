@@ -51,6 +51,7 @@ DETECT_EVERY = (1, 2, 3, 5, 10)
 FILTERS = (
     ("off", "ema", 0.0),
     ("ema 0.1 s", "ema", 0.1),
+    ("ema 0.15 s", "ema", 0.15),
     ("ema 0.2 s", "ema", 0.2),
     ("ema 0.3 s", "ema", 0.3),
     ("ema 0.5 s", "ema", 0.5),

@@ -239,7 +239,7 @@ class Predictor:
         are timed ``index / rate`` when ``rate`` (frames a second) is given, else as they arrive.
         ``every``: predict every N-th frame; ``fps``: at most that many frames a second (default:
         every frame). ``smoothing``: the time constant, in seconds, of each track's moving average
-        (default 0.3; 0: off). ``detect_every``: a full face detection every this many frames, the
+        (default 0.2; 0: off). ``detect_every``: a full face detection every this many frames, the
         detector's quick second look at the tracked faces in between (default 5; 1: detect on every
         frame, as on photos). :mod:`smile.video` has the details and the measurements behind them."""
         from smile.video import DEFAULT_DETECT_EVERY

@@ -153,12 +153,7 @@ def test_an_uploaded_video_plays_annotated_in_the_page(browser, url: str, tmp_pa
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    real = videos.REAL / "d0.mp4"
-    clip = (
-        real
-        if real.is_file()
-        else videos.write_clip(tmp_path / "clip.mp4", videos.moving_faces(face_photos.faces()[:2], count=20))
-    )
+    clip = videos.write_clip(tmp_path / "clip.mp4", videos.moving_faces(face_photos.faces()[:2], count=20))
     browser.get(url + "/?mode=video")
     browser.find_element(By.ID, "video-file").send_keys(str(clip))
     WebDriverWait(browser, 180).until(

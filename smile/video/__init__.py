@@ -10,7 +10,7 @@ From Python: ``smile.load().predict_video("clip.mp4")`` yields one result per fr
 """
 
 #: Each track's smoothing time constant, seconds (:mod:`smile.video.smoothing`; 0: off).
-DEFAULT_SMOOTHING = 0.3
+DEFAULT_SMOOTHING = 0.2
 #: A full face detection every this many frames, the tracked faces found again in between
 #: (:mod:`smile.video.pipeline`).
 DEFAULT_DETECT_EVERY = 5
