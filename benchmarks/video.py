@@ -226,6 +226,7 @@ def section_speed(predictor) -> dict[str, Any]:
                 "fps": round(len(results) / seconds, 1),
                 "frames": len(results),
                 "seconds": round(seconds, 1),
+                "full_detections": sum(r.detected for r in results),
             }
             if k == 1:
                 reference = results

@@ -282,7 +282,7 @@ def write_timeline(summary: TrackSummary, path: Path, max_tracks: int = 8) -> Pa
             color="#1f4e9c",
             label="smoothed",
         )
-        ax.axhline(summary.threshold, ls="--", lw=0.8, color="#b00020")
+        ax.axhline(summary.threshold, ls="--", lw=0.8, color="#b00020", label="threshold")
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel(f"track {record.track}")
         ax.set_xlim(0, end)
@@ -292,7 +292,13 @@ def write_timeline(summary: TrackSummary, path: Path, max_tracks: int = 8) -> Pa
         axes[0].set_xlim(0, end)
         axes[0].set_yticks([])
     else:
-        axes[0].legend(loc="upper right", fontsize=8, ncol=2)
+        from matplotlib.patches import Patch
+
+        handles, _ = axes[0].get_legend_handles_labels()
+        handles += [Patch(color="#2e7d32", alpha=0.18, label="episode")]
+        axes[0].legend(
+            handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False
+        )
     axes[-1].set_xlabel("time (s)")
     figure.suptitle(
         f"{summary.video}: P({summary.attribute}) per track, smoothed; episodes shaded, threshold dashed",
