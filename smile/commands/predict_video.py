@@ -80,10 +80,14 @@ def predict_videos(
     video in progress keeps the rows of its frames done). A video that cannot be read is one line and
     the others still run; :class:`DataError` (exit 2) when nothing at all could be read (no video,
     and ``photos_read`` photos)."""
-    from smile.video.decode import VideoError
+    from smile.video.decode import Sampler, VideoError
+    from smile.video.smoothing import TrackSmoother
 
     if getattr(args, "aligned", False):
         raise OptionError("--aligned is for photos that are already aligned crops, not for videos")
+    Sampler(args.every, args.fps), TrackSmoother(args.smoothing)  # noqa: B018 (their checks, before any file)
+    if args.detect_every < 1:
+        raise OptionError(f"--detect_every is {args.detect_every}: give 1 (every frame) or more")
     folder = output_folder(args.out)
     read, failed = 0, []
     for _, video in videos:

@@ -96,13 +96,13 @@ def predict_to_files(
     stopped: str | None = None
     started = time.perf_counter()
     try:
+        stream = VideoStream(predictor, smoothing, detect_every, reader.rate)  # its options checked first
         if on_start is not None:
             on_start(reader)
         table = FrameCSV(files[".frames.csv"], attributes, name)
         try:
             if annotate is not None:
                 annotated = AnnotatedVideo(annotate, reader.rate, summary.attribute, summary.threshold)
-            stream = VideoStream(predictor, smoothing, detect_every, reader.rate)
             for frame, result in stream.run(frames(reader) if frames is not None else reader):
                 table.add(result)
                 summary.add(result)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from smile.errors import OptionError
 from smile.faces.aligner import Face
 from smile.video import DEFAULT_DETECT_EVERY
 from smile.video.decode import Frame, VideoReader, array_frames
@@ -121,7 +122,7 @@ class VideoStream:
         max_lost: float = 1.0,
     ) -> None:
         if detect_every < 1:
-            raise ValueError(f"detect_every is {detect_every}: give 1 (every frame) or more")
+            raise OptionError(f"detect_every is {detect_every}: give 1 (every frame) or more")
         self.predictor = predictor
         self.tracker = FaceTracker(rate or 30.0, max_lost=max_lost)
         self.smoother = TrackSmoother(smoothing, filter)

@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from smile.errors import OptionError
 from smile.video import DEFAULT_SMOOTHING as DEFAULT_TAU
 
 FILTERS = ("ema", "one_euro")
@@ -85,9 +86,9 @@ class TrackSmoother:
 
     def __init__(self, tau: float = DEFAULT_TAU, kind: str = "ema", reset_after: float = 2.0) -> None:
         if kind not in FILTERS:
-            raise ValueError(f"smoothing filter {kind!r}: choose one of {', '.join(FILTERS)}")
+            raise OptionError(f"smoothing filter {kind!r}: choose one of {', '.join(FILTERS)}")
         if tau < 0 or not math.isfinite(tau):
-            raise ValueError(f"smoothing time constant {tau}: give 0 (off) or a positive number of seconds")
+            raise OptionError(f"smoothing time constant {tau}: give 0 (off) or a positive number of seconds")
         self.tau, self.kind, self.reset_after = float(tau), kind, reset_after
         self._filters: dict[int, Ema | OneEuro] = {}
 
