@@ -231,6 +231,18 @@ def test_numpy_frames_are_predicted_as_they_come(predictor) -> None:
     assert {f.track for r in rest for f in r.faces} == {1}
 
 
+@needs_mtcnn
+def test_a_newcomer_is_found_at_the_next_full_detection(predictor) -> None:
+    """Between full detections only the tracked faces are looked for: a face that walks in is found
+    by the next full detection (every 3rd frame here), and kept from then on."""
+    with_face = videos.moving_faces(face_photos.faces()[:1], count=6, step=0)
+    empty = [np.full_like(with_face[0], 196)] * 4
+    results = list(predictor.predict_video(empty + with_face, rate=10, detect_every=3))
+    assert [len(r.faces) for r in results] == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    assert [r.detected for r in results] == [True, False, False, True, False, False, True, False, False, True]
+    assert {f.track for r in results for f in r.faces} == {1}
+
+
 # --- the command's outputs --------------------------------------------------------------------------
 
 
@@ -278,7 +290,9 @@ def test_predict_writes_frames_tracks_timeline_and_an_annotated_video(two_faces,
         assert stream.codec_context.name == "h264" and len(list(container.decode(stream))) == 8
     # a second run keeps the first one's outputs and writes beside them
     code, _, _ = _cli(["predict", str(two_faces), "--out", str(out), "--every", "4"], tmp_path, capsys)
-    assert code == 0 and len(_rows(out / "two-2.frames.csv")) == 4 and len(_rows(out / "two.frames.csv")) == 16
+    assert (
+        code == 0 and len(_rows(out / "two-2.frames.csv")) == 4 and len(_rows(out / "two.frames.csv")) == 16
+    )
 
 
 @needs_mtcnn

