@@ -6,6 +6,7 @@ The screenshot of the camera page goes to ``$SMILE_ARTIFACTS`` (default: the tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -100,6 +101,7 @@ def url():
 
 
 def test_the_camera_mode_draws_tracked_faces_over_the_live_picture(browser, url: str, tmp_path: Path) -> None:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -123,6 +125,10 @@ def test_the_camera_mode_draws_tracked_faces_over_the_live_picture(browser, url:
     assert state["tracks"] and set(state["tracks"]) <= {"1", "2"}, state  # one person keeps id #1
     status = browser.find_element(By.ID, "camera-status").text
     assert "frames a second to the server" in status, status
+    with contextlib.suppress(TimeoutException):  # the screenshot: while the man smiles, if he does
+        WebDriverWait(browser, 15, poll_frequency=0.05).until(
+            lambda d: ": smiling" in d.find_element(By.ID, "camera-faces").text
+        )
     artifacts = Path(os.environ.get("SMILE_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(artifacts / "camera-page.png"))

@@ -28,7 +28,7 @@
   }
 
   // --- camera ----------------------------------------------------------------------------------------
-  let stream = null, session = null, running = false, sent = 0, startedAt = 0;
+  let stream = null, session = null, running = false, sent = 0, startedAt = 0, recent = [];
   const grab = document.createElement("canvas");
 
   function refusal(err) {
@@ -83,6 +83,7 @@
     $("camera-stop").hidden = false;
     running = true;
     sent = 0;
+    recent = [];
     startedAt = performance.now();
     document.body.dataset.camera = "on";
     say("camera-status", "Camera on: sending frames...");
@@ -180,7 +181,9 @@
     $("camera-faces").replaceChildren(...items);
     overlay.dataset.faces = String(result.faces.length);
     overlay.dataset.frames = String(sent);
-    const rate = sent / ((performance.now() - startedAt) / 1000);
+    recent.push(performance.now());
+    if (recent.length > 10) recent.shift();
+    const rate = recent.length > 1 ? (recent.length - 1) / ((recent[recent.length - 1] - recent[0]) / 1000) : 0;
     const n = result.faces.length;
     say("camera-status", `Camera on: ${rate.toFixed(1)} frames a second to the server; ` +
       (n ? `${n} face${n > 1 ? "s" : ""} (the server took ${Math.round(result.time_ms.total)} ms).` : "no face in view."));
