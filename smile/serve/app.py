@@ -3,8 +3,9 @@
 ``POST /predict`` takes one image, as the raw body (``Content-Type: image/*`` or
 ``application/octet-stream``) or as the file of a ``multipart/form-data`` form, and answers the faces
 as JSON. ``GET /health`` says whether the model is loaded, ``GET /`` is the web page, ``GET
-/openapi.json`` describes the routes; the camera and video routes are :mod:`smile.serve.video`'s. Every error is JSON ``{"error": code, "detail": message}`` with a
-4xx status (5xx only for the server's own faults), and the next request is served as usual.
+/openapi.json`` describes the routes (the camera's and the video uploads' are :mod:`smile.serve.video`'s).
+Every error is JSON ``{"error": code, "detail": message}`` with a 4xx status (5xx only for the server's
+own faults), and the next request is served as usual.
 """
 
 from __future__ import annotations

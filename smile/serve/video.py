@@ -159,7 +159,7 @@ class VideoJobs:
 
     def __init__(self, predictor: Predictor, keep: int, max_seconds: float | None, smoothing: float) -> None:
         self.predictor, self.keep, self.max_seconds, self.smoothing = predictor, keep, max_seconds, smoothing
-        self.root = Path(tempfile.mkdtemp(prefix="smile-serve-videos-"))
+        self._root: Path | None = None  # made at the first upload
         self._jobs: OrderedDict[str, VideoJob] = OrderedDict()
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="smile-video")
@@ -169,7 +169,15 @@ class VideoJobs:
             for job in self._jobs.values():
                 job.cancelled = True
         self._worker.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    @property
+    def root(self) -> Path:
+        """The folder of the jobs' files (a temporary one, removed at :meth:`close`)."""
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="smile-serve-videos-"))
+        return self._root
 
     def submit(self, name: str) -> VideoJob:
         """A new job whose upload goes to :meth:`upload_path`; :meth:`start` queues it."""
