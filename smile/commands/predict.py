@@ -26,6 +26,9 @@ from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
 DESCRIPTION = """\
 Predict the attributes of the faces in your photos: each photo's faces are found, framed like
 CelebA's aligned images and predicted; a table goes to the terminal and every face gets a CSV row.
+Videos (by suffix: .mp4 .mov .avi .mkv .webm ...) are read as a stream, each face tracked and its
+probabilities smoothed over time: CLIP.frames.csv, CLIP.tracks.json/.csv and CLIP.timeline.png
+(docs/video.md).
 
 smile predict --split test --ckpt_path MODEL predicts the test split of a model's CelebA data through
 Lightning instead (predictions.csv in the run folder); that form needs a model and takes every option
@@ -57,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "folder for it (predictions.csv) and the videos' outputs (default: here)",
     )
     parser.add_argument(
-        "--annotate_dir", type=Path, help="also write copies of the photos with boxes and labels here"
+        "--annotate_dir",
+        type=Path,
+        help="also write copies of the photos with boxes and labels here (and CLIP.annotated.mp4 of each video)",
     )
     parser.add_argument(
         "--aligned",

@@ -28,8 +28,9 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
     from smile.video import DEFAULT_SMOOTHING as DEFAULT_TAU
 
     group = parser.add_argument_group(
-        "videos (.mp4 .mov .avi .mkv .webm ...: CLIP.frames.csv, CLIP.tracks.json/.csv and "
-        "CLIP.timeline.png in the current folder, or in --out when it is a folder)"
+        "videos (.mp4 .mov .avi .mkv .webm ...)",
+        "CLIP.frames.csv, CLIP.tracks.json, CLIP.tracks.csv and CLIP.timeline.png, in the current folder\n"
+        "or in --out when it is a folder",
     )
     group.add_argument("--every", type=int, help="predict every N-th frame (default: every frame)")
     group.add_argument("--fps", type=float, help="predict at most F frames a second (default: every frame)")
