@@ -22,10 +22,10 @@ is only read.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from smile.photos.pipeline import PhotoFaces, PhotoPipeline
 from smile.photos.predictions import PhotoRow, photo_rows
 from smile.trained.inference import InferenceModel, load_model
 from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from smile.video.pipeline import FrameResult
 
 __all__ = ["FaceRecord", "ImageError", "Predictor", "load"]
 
@@ -215,6 +218,44 @@ class Predictor:
                 flush()
         flush()
         return rows
+
+    def predict_video(
+        self,
+        source: str | Path | Iterable[Any],
+        every: int | None = None,
+        fps: float | None = None,
+        smoothing: float | None = None,
+        detect_every: int | None = None,
+        channels: str = "RGB",
+        rate: float | None = None,
+    ) -> Iterator[FrameResult]:
+        """The frames of a video, each as a :class:`~smile.video.pipeline.FrameResult` (index, time,
+        and its faces, each with a stable ``track`` id, the frame's raw probabilities, the smoothed
+        ones and the decision on them), yielded as they come; the video is read as a stream, never
+        whole.
+
+        ``source``: a video file, or an iterable of numpy frames (``HxWx3`` uint8, RGB unless
+        ``channels="BGR"``, as OpenCV's camera gives them) or of ``(time, frame)`` pairs; numpy frames
+        are timed ``index / rate`` when ``rate`` (frames a second) is given, else as they arrive.
+        ``every``: predict every N-th frame; ``fps``: at most that many frames a second (default:
+        every frame). ``smoothing``: the time constant, in seconds, of each track's moving average
+        (default 0.2; 0: off). ``detect_every``: a full face detection every this many frames, the
+        detector's quick second look at the tracked faces in between (default 5; 1: detect on every
+        frame, as on photos). :mod:`smile.video` has the details and the measurements behind them."""
+        from smile.video import DEFAULT_DETECT_EVERY
+        from smile.video import DEFAULT_SMOOTHING as DEFAULT_TAU
+        from smile.video.pipeline import predict_video
+
+        return predict_video(
+            self,
+            source,
+            every=every,
+            fps=fps,
+            smoothing=DEFAULT_TAU if smoothing is None else smoothing,
+            detect_every=DEFAULT_DETECT_EVERY if detect_every is None else detect_every,
+            channels=channels,
+            rate=rate,
+        )
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Boolean decisions: each probability greater than its attribute's threshold (:attr:`thresholds`)."""

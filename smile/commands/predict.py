@@ -21,13 +21,17 @@ import warnings
 from pathlib import Path
 
 from smile.commands import SmileParser, add_face_options
+from smile.commands.predict_video import add_video_options, output_folder, predict_videos, split_videos
 from smile.trained.shipped import DEFAULT as DEFAULT_MODEL
 
 DESCRIPTION = """\
 Predict the attributes of the faces in your photos: each photo's faces are found, framed like
 CelebA's aligned images and predicted; a table goes to the terminal and every face gets a row of
-predictions.csv in the current folder (--out names another file; --format json, or an --out ending in
-.json, writes JSON with the same fields).
+predictions.csv in the current folder (--out names another file, or a folder for all the outputs;
+--format json, or an --out ending in .json, writes JSON with the same fields).
+Videos (by suffix: .mp4 .mov .avi .mkv .webm ...) are read as a stream, each face tracked and its
+probabilities smoothed over time: CLIP.frames.csv, CLIP.tracks.json/.csv and CLIP.timeline.png
+(docs/video.md).
 
 smile predict --split test --ckpt_path MODEL predicts the test split of a model's CelebA data through
 Lightning instead (predictions.csv in the run folder); that form needs a model and takes every option
@@ -40,9 +44,9 @@ SPLITS = ("test",)
 FORMATS = ("csv", "json")
 
 
-def output_file(out: Path | None, fmt: str | None) -> tuple[Path, str]:
+def output_file(out: Path | None, fmt: str | None, folder: Path = Path(".")) -> tuple[Path, str]:
     """Where the predictions go and in which format: ``out`` (replaced), else a fresh ``predictions.csv``
-    (or ``.json``) in the current folder; the format is ``fmt``, else ``out``'s suffix, else CSV."""
+    (or ``.json``) in ``folder``; the format is ``fmt``, else ``out``'s suffix, else CSV."""
     from smile.errors import OptionError
     from smile.io import fresh_path
 
@@ -50,7 +54,15 @@ def output_file(out: Path | None, fmt: str | None) -> tuple[Path, str]:
     if fmt and suffix in FORMATS and suffix != fmt:
         raise OptionError(f"--format {fmt} and --out {out}: give an --out ending in .{fmt}, or no --format")
     fmt = fmt or (suffix if suffix in FORMATS else "csv")
-    return (out if out is not None else fresh_path(Path(f"predictions.{fmt}"))), fmt
+    return (out if out is not None else fresh_path(folder / f"predictions.{fmt}")), fmt
+
+
+def _written_by_smile(path: Path) -> bool:
+    """A file an earlier ``smile predict`` wrote (photos' predictions, a video's outputs), not an input."""
+    from smile.photos.predictions import written_here
+    from smile.video.files import OUTPUTS
+
+    return written_here(path) or path.name.endswith(OUTPUTS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="smile predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "photos", nargs="*", metavar="PHOTO", help="image files, or folders of them (recursively)"
+        "photos",
+        nargs="*",
+        metavar="PHOTO",
+        help="image or video files, or folders of them (recursively); videos go by their suffix",
     )
     parser.add_argument(
         "--ckpt_path",
@@ -69,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         type=Path,
-        help="the file to write, replaced if it exists (default: predictions.csv in the current folder, or "
-        "predictions-2.csv, -3, ... beside an earlier one, which is never replaced)",
+        help="the photos' predictions file, replaced if it exists (default: predictions.csv in the current "
+        "folder, or predictions-2.csv, -3, ... beside an earlier one, which is never replaced); or a folder "
+        "(one that exists, or a name without a suffix) for it and the videos' outputs (default: here)",
     )
     parser.add_argument(
         "--format",
@@ -79,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         "in .json, else csv)",
     )
     parser.add_argument(
-        "--annotate_dir", type=Path, help="also write copies of the photos with boxes and labels here"
+        "--annotate_dir",
+        type=Path,
+        help="also write copies of the photos with boxes and labels here (and CLIP.annotated.mp4 of each video)",
     )
     parser.add_argument(
         "--aligned",
@@ -98,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of photos, predict this split of the model's CelebA data through Lightning (needs "
         "--ckpt_path; takes smile test's options)",
     )
+    add_video_options(parser)
     return parser
 
 
@@ -142,7 +161,8 @@ def predict_photos(args: argparse.Namespace) -> int:
     from smile.faces.images import list_photos
     from smile.photos import predictions
 
-    out, fmt = output_file(args.out, args.format)
+    folder = output_folder(args.out)
+    out, fmt = output_file(None if args.out == folder else args.out, args.format, folder)
 
     with warnings.catch_warnings():  # said below, once, as a line of the command's own
         warnings.simplefilter("ignore", UserWarning)
@@ -160,9 +180,11 @@ def predict_photos(args: argparse.Namespace) -> int:
     if predictor.synthetic:
         print(f"note: {DRAWN_FACES.format(source=predictor.source)}", file=sys.stderr)
     exclude = [args.annotate_dir] if args.annotate_dir else []
-    # smile's own files in a folder given are no photos: its caches, and the predictions it wrote there
-    own = {"skip_folders": (CACHE_FOLDER,), "leave_out": predictions.written_here}
-    inputs = [(Path(path), list_photos(path, exclude=exclude, **own)) for path in args.photos]
+    # smile's own files in a folder given are no photos: its caches, and what it wrote there
+    own = {"skip_folders": (CACHE_FOLDER,), "leave_out": _written_by_smile}
+    inputs, videos = split_videos(
+        [(Path(path), list_photos(path, exclude=exclude, **own)) for path in args.photos]
+    )
     attributes, thresholds = predictor.attributes, predictor.thresholds.tolist()
     roots = {file: path if path.is_dir() else path.parent for path, files in inputs for file in files}
 
@@ -173,8 +195,11 @@ def predict_photos(args: argparse.Namespace) -> int:
         predictions.annotate(photo.picture, rows, attributes, thresholds, out)
 
     files = [file for _, found in inputs for file in found]
+    if not files:
+        return predict_videos(predictor, videos, args)
     rows = predictor.predict_files(_progress(files), args.batch_size, on_photo=annotate)
-    if all(row.status.startswith("unreadable") for row in rows):
+    readable = sum(not row.status.startswith("unreadable") for row in rows)
+    if not readable and not videos:
         raise DataError(
             f"none of the {len(rows)} files given could be read as an image ({rows[0].image}: "
             f"{rows[0].status.split(': ', 1)[-1]}); give photos (JPEG, PNG, WebP, BMP, ...) or folders of them"
@@ -185,7 +210,7 @@ def predict_photos(args: argparse.Namespace) -> int:
     print(f"Wrote {len(rows)} rows to {out}", file=sys.stderr)
     if args.annotate_dir is not None:
         print(f"Annotated copies in {args.annotate_dir}", file=sys.stderr)
-    return 0
+    return predict_videos(predictor, videos, args, photos_read=readable) if videos else 0
 
 
 def _progress(files: list[Path]):

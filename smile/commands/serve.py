@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
             "most faces per network run across requests (1: no batching)",
         ),
         ("--batch_timeout_ms", float, 1000 * defaults.batch_timeout, "how long a batch waits to fill"),
+        ("--max_video_bytes", int, defaults.max_video_bytes, "largest uploaded video (default: 256 MiB)"),
+        ("--max_video_seconds", float, defaults.max_video_seconds, "longest uploaded video (default: 600)"),
     )
     for option, kind, default, text in limits:
         parser.add_argument(option, type=kind, default=default, help=text)
@@ -96,6 +98,8 @@ def main(argv: list[str]) -> int:
         max_pending=args.max_pending,
         batch_size=args.batch_size,
         batch_timeout=args.batch_timeout_ms / 1000,
+        max_video_bytes=args.max_video_bytes,
+        max_video_seconds=args.max_video_seconds,
     )
     predictor.pipeline.aligner()  # load the detector now, not on the first request
     print(

@@ -134,29 +134,38 @@ class FaceAligner:
         """All faces of ``image``, left to right, each with its 178x218 CelebA-framed crop in
         :attr:`Face.aligned`."""
         rgb = rgb_array(image)
-        faces = []
-        for det in sorted(self.detect(rgb), key=lambda d: d.box[0]):
-            if det.landmarks is not None:
-                landmarks, method = np.asarray(det.landmarks, dtype=np.float64), "landmarks"
-                matrix = similarity_transform(landmarks, self.template)
-            elif det.eyes is not None:
-                matrix = similarity_transform(det.eyes, self.eye_template)
-                landmarks, method = apply_transform(invert_transform(matrix), self.template), "eyes"
-            else:
-                matrix = similarity_transform(box_landmarks(det.box), self.template)
-                landmarks, method = None, "box"
-            box = tuple(int(round(v)) for v in det.box)
-            faces.append(
-                Face(
-                    box=box,  # type: ignore[arg-type]
-                    landmarks=landmarks,
-                    score=det.score,
-                    aligned=warp(rgb, matrix, self.size),
-                    method=method,
-                    transform=matrix,
-                )
-            )
-        return faces
+        return [self.face(rgb, det) for det in sorted(self.detect(rgb), key=lambda d: d.box[0])]
+
+    def refine(self, image: Image.Image | np.ndarray, boxes: np.ndarray) -> list[Detection] | None:
+        """The faces found again near ``boxes`` (``x, y, w, h`` in ``image``, where a video's tracks
+        expect them) by the detector's cheap second look, at least ``min_face`` wide; ``None`` when the
+        detector has none (only MTCNN has: :meth:`~smile.faces.detectors.MTCNNDetector.refine`)."""
+        refine = getattr(self._detect, "refine", None)
+        if refine is None:
+            return None
+        return [det for det in refine(rgb_array(image), boxes) if det.box[2] >= self.min_face]
+
+    def face(self, image: Image.Image | np.ndarray, det: Detection) -> Face:
+        """One detection of ``image`` as a :class:`Face`, its crop framed by the landmarks, else the eyes,
+        else the box."""
+        rgb = rgb_array(image)
+        if det.landmarks is not None:
+            landmarks, method = np.asarray(det.landmarks, dtype=np.float64), "landmarks"
+            matrix = similarity_transform(landmarks, self.template)
+        elif det.eyes is not None:
+            matrix = similarity_transform(det.eyes, self.eye_template)
+            landmarks, method = apply_transform(invert_transform(matrix), self.template), "eyes"
+        else:
+            matrix = similarity_transform(box_landmarks(det.box), self.template)
+            landmarks, method = None, "box"
+        return Face(
+            box=tuple(int(round(v)) for v in det.box),  # type: ignore[arg-type]
+            landmarks=landmarks,
+            score=det.score,
+            aligned=warp(rgb, matrix, self.size),
+            method=method,
+            transform=matrix,
+        )
 
     def align(self, image: Image.Image | np.ndarray, landmarks: np.ndarray) -> Image.Image:
         """Crop ``image`` so that ``landmarks`` (5x2, CelebA order, e.g. a :attr:`Face.landmarks` from this

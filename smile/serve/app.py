@@ -3,8 +3,9 @@
 ``POST /predict`` takes one image, as the raw body (``Content-Type: image/*`` or
 ``application/octet-stream``) or as the file of a ``multipart/form-data`` form, and answers the faces
 as JSON. ``GET /health`` says whether the model is loaded, ``GET /`` is the web page, ``GET
-/openapi.json`` describes the routes. Every error is JSON ``{"error": code, "detail": message}`` with a
-4xx status (5xx only for the server's own faults), and the next request is served as usual.
+/openapi.json`` describes the routes (the camera's and the video uploads' are :mod:`smile.serve.video`'s).
+Every error is JSON ``{"error": code, "detail": message}`` with a 4xx status (5xx only for the server's
+own faults), and the next request is served as usual.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from smile.api import Predictor
 from smile.faces.images import ImageError, ImageTooLarge
 from smile.serve.batching import MicroBatcher
 from smile.serve.settings import ServeSettings
+from smile.serve.video import add_video_routes
 
 RAW_TYPES = ("image/", "application/octet-stream")
 MULTIPART = "multipart/form-data"
@@ -219,6 +221,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     async def lifespan(app: FastAPI):
         yield
         service.close()
+        app.state.videos.close()
 
     app = FastAPI(
         title="smile",
@@ -268,6 +271,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
             "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels},
         }
 
+    add_video_routes(app, service.predictor, settings, service.pool)  # the camera and video uploads
     static = resources.files("smile.serve") / "static"
 
     @app.get("/", include_in_schema=False)
