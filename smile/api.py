@@ -292,6 +292,7 @@ def _network(model: torch.nn.Module, metadata: dict[str, Any], device: torch.dev
         with torch.inference_mode():
             return model(batch.to(device)).float().cpu().numpy()
 
+    run.module = model  # type: ignore[attr-defined]  # the torch module itself (smile.photos.bulk)
     return run, metadata
 
 
