@@ -228,10 +228,12 @@ class ShardWriter(BasePredictionWriter):
         self.parts, self.attributes, self.thresholds = parts, list(attributes), list(thresholds)
         self.progress = progress
         self.written = 0
+        self.started = 0.0  # when the predict loop started (perf_counter)
         self._handle: Any = None
         self._bar: Any = None
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
         path = self.parts.shard(trainer.global_rank)
         new = not path.exists() or path.stat().st_size == 0
         self._handle = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (closed at the end)
@@ -327,8 +329,8 @@ def _scan(path: Path, header: list[str]) -> _Scan:
 
     def bad(what: str) -> OutputError:
         return OutputError(
-            f"{path} is not a predictions file of this model ({what}); nothing was overwritten: move it "
-            "away, or give another --out"
+            f"{path} is damaged or not a predictions file of this model ({what}); nothing was "
+            "overwritten: move it away, or give another --out"
         )
 
     with open(path, "rb") as handle:
@@ -725,9 +727,8 @@ def predict_many(
         say(
             f"Resuming: {done} of the {len(files)} photos are done already (in {parts.out} or {parts.folder}/)"
         )
-    started = time.perf_counter()
     runner.predict(module, datamodule=data, return_predictions=False)
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - writer.started  # from the loop's start: workers' start included
     runner.strategy.barrier("smile-merge")
     if not runner.is_global_zero:
         return None
