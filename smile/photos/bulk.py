@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -274,6 +275,10 @@ class ShardWriter(BasePredictionWriter):
         self.written += photos
         if self._bar is not None:
             self._bar.update(min(photos * self._processes, self._bar.total - self._bar.n))
+        if trainer.received_sigterm:  # Lightning's predict loop notes SIGTERM and goes on: stop here
+            self.close()
+            self._stopped("SIGTERM")
+            raise SystemExit(128 + signal.SIGTERM)
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.close()
@@ -282,6 +287,16 @@ class ShardWriter(BasePredictionWriter):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self.close()
+        if isinstance(exception, KeyboardInterrupt):
+            self._stopped("Ctrl-C")
+
+    def _stopped(self, how: str) -> None:
+        from smile.distributed import say
+
+        say(
+            f"Stopped by {how}: the rows written so far are kept in {self.parts.folder}; the same command "
+            "again continues"
+        )
 
     def close(self) -> None:
         if self._handle is not None:
