@@ -555,32 +555,33 @@ class Parts:
         shutil.rmtree(self.folder)
         return counts
 
-    def _write_parquet(self, chunks: Iterator[bytes], rows_per_group: int = 16384) -> None:
-        pa, pq = _arrow(), _parquet()
+    def _write_parquet(self, chunks: Iterator[bytes], rows_per_group: int = 65536) -> None:
+        """The rows (CSV bytes, as the shards hold them) as Parquet, a row group at a time, parsed by
+        pyarrow's CSV reader with the output's schema (empty fields of numbers are nulls)."""
+        pq, pacsv = _parquet(), _arrow_csv()
         schema = parquet_schema(self.header)
+        header = (",".join(self.header) + "\r\n").encode("utf-8")
+        convert = pacsv.ConvertOptions(
+            column_types=dict(zip(schema.names, schema.types)), strings_can_be_null=False
+        )
+        parse = pacsv.ParseOptions(newlines_in_values=True)
         with atomic_write(self.out, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
             pending: list[bytes] = []
             size = 0
-
-            def flush() -> None:
-                text = b"".join(pending).decode("utf-8")
-                records = list(csv.reader(io.StringIO(text, newline="")))
-                columns = list(zip(*records)) if records else [()] * len(self.header)
-                arrays = [
-                    pa.array([_typed(value, kind) for value in column], type=kind)
-                    for column, kind in zip(columns, schema.types)
-                ]
-                writer.write_batch(pa.record_batch(arrays, schema=schema))
-                pending.clear()
-
             for chunk in chunks:
                 pending.append(chunk)
                 size += chunk.count(b"\n")
                 if size >= rows_per_group:
-                    flush()
-                    size = 0
+                    table = pacsv.read_csv(
+                        io.BytesIO(header + b"".join(pending)), parse_options=parse, convert_options=convert
+                    )
+                    writer.write_table(table.select(schema.names).cast(schema))
+                    pending, size = [], 0
             if pending:
-                flush()
+                table = pacsv.read_csv(
+                    io.BytesIO(header + b"".join(pending)), parse_options=parse, convert_options=convert
+                )
+                writer.write_table(table.select(schema.names).cast(schema))
 
 
 # --- Parquet: the CSV's columns, typed ------------------------------------------------------------------
@@ -603,6 +604,13 @@ def _parquet():
     return pyarrow.parquet
 
 
+def _arrow_csv():
+    _arrow()
+    import pyarrow.csv
+
+    return pyarrow.csv
+
+
 INTEGER_COLUMNS = ("face", "box_x", "box_y", "box_w", "box_h")
 TEXT_COLUMNS = ("image", "status", "predicted")
 
@@ -613,16 +621,6 @@ def parquet_schema(header: Sequence[str]):
     pa = _arrow()
     kinds = {name: pa.int64() for name in INTEGER_COLUMNS} | {name: pa.string() for name in TEXT_COLUMNS}
     return pa.schema([(name, kinds.get(name, pa.float64())) for name in header])
-
-
-def _typed(value: str, kind: Any) -> Any:
-    import pyarrow
-
-    if kind == pyarrow.string():
-        return value
-    if value == "":
-        return None
-    return int(value) if kind == pyarrow.int64() else float(value)
 
 
 def _csv_text(values: Sequence[Any], columns: Sequence[str]) -> list[str]:
