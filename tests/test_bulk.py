@@ -212,6 +212,9 @@ def test_a_bad_previous_output_or_part_is_refused_and_nothing_is_overwritten(
     with pytest.raises(bulk.OutputError, match=r"holds an unfinished run with other thresholds"):
         engine(model, aligned, out)
 
+    shard.write_bytes(whole[0] + whole[1][:10])  # no whole row yet: a run that stopped at its start
+    assert engine(model, aligned, out) is not None and out.read_bytes() == b"".join(whole)
+
     (tmp_path / "out.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(bulk.OutputError, match=r"out.parquet is not a readable Parquet file"):
         engine(model, aligned, tmp_path / "out.parquet")

@@ -388,6 +388,13 @@ def _scan(path: Path, header: list[str]) -> _Scan:
     return scan
 
 
+def _holds_rows(path: Path) -> bool:
+    """Whether a CSV has a complete line after its first (the header)."""
+    with open(path, "rb") as handle:
+        handle.readline()
+        return handle.readline().endswith(b"\n")
+
+
 class Parts:
     """``OUT.parts/`` beside the output: ``rank-NNNNN.csv`` (one shard per process, the output's columns),
     ``previous.csv`` (a previous complete ``OUT``, whose photos are not predicted again) and ``run.json``
@@ -400,6 +407,7 @@ class Parts:
         self.folder = out.with_name(out.name + ".parts")
         self.done: set[str] = set()
         self._last: dict[Path, int] = {}  # shard -> where its last (perhaps incomplete) photo starts
+        self._fresh = False  # the parts hold no row of another run's: their record is rewritten
 
     @property
     def parquet(self) -> bool:
@@ -431,7 +439,10 @@ class Parts:
                     f"{path}: unreadable ({err}); it records the unfinished run in {self.folder}: "
                     "delete that folder to start afresh"
                 ) from err
-            if record != self.record:
+            if record != self.record and not any(_holds_rows(source) for source in self.sources()):
+                self._fresh = True  # a run that stopped before its first photo: start it afresh
+                self._last = {shard: 0 for shard in self.shards()}
+            elif record != self.record:
                 changed = sorted(
                     key for key in {**record, **self.record} if record.get(key) != self.record.get(key)
                 )
@@ -439,7 +450,7 @@ class Parts:
                     f"{self.folder} holds an unfinished run with other {', '.join(changed)} ({path}); finish it "
                     f"as it was started, or delete {self.folder} (or give another --out) to start afresh"
                 )
-            for source in self.sources():
+            for source in [] if self._fresh else self.sources():
                 scan = _scan(source, self.header)
                 photos = scan.photos
                 if source.name == PREVIOUS and scan.cut:  # written whole, or not at all
@@ -485,7 +496,7 @@ class Parts:
         """Process 0, before any photo: make the parts folder and its record, keep a previous output as
         ``previous.csv``, cut each shard back to its last whole photo; the files left to predict."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        if not (self.folder / RECORD).is_file():
+        if self._fresh or not (self.folder / RECORD).is_file():
             with atomic_write(self.folder / RECORD) as handle:
                 json.dump(self.record, handle, indent=1)
         if self.out.is_file() and not (self.folder / PREVIOUS).is_file():
