@@ -714,6 +714,7 @@ def predict_many(
     from its parts when a run was stopped; prints a summary. Returns what ``out`` holds on process 0,
     ``None`` on the others."""
     from smile.console import quiet_upstream
+    from smile.devices import check_devices, cpu_precision
     from smile.distributed import say
 
     quiet_upstream()
@@ -724,6 +725,11 @@ def predict_many(
         _parquet()
     done = parts.check()  # every process, before any writes: a bad file stops all of them alike
     settings = trainer_settings(trainer or {})
+    check_devices(settings["accelerator"], settings["devices"])  # no GPU here: one line, not a traceback
+    if "precision" in settings:
+        settings["precision"], note = cpu_precision(settings["accelerator"], settings["precision"])
+        if note:
+            say(note)
     devices = settings["devices"] if isinstance(settings["devices"], int) and settings["devices"] > 0 else 1
     workers = default_workers(devices) if num_workers is None else num_workers
     pipeline = predictor.pipeline
