@@ -423,10 +423,10 @@ class Parts:
         previous = self.folder / PREVIOUS
         return ([previous] if previous.is_file() else []) + self.shards()
 
-    def check(self) -> int:
+    def check(self) -> None:
         """Check the previous output and the parts, reading only: a file that is not what this run would
-        write is refused (:class:`OutputError`, naming it) before anything is written. Returns how many
-        photos are done already (:attr:`done`)."""
+        write is refused (:class:`OutputError`, naming it) before anything is written. The photos done
+        already are then in :attr:`done`."""
         self.done = set()
         if self.out.exists() and not self.out.is_file():
             raise OutputError(f"--out {self.out} is a folder: give a .csv or a .parquet file")
@@ -463,7 +463,6 @@ class Parts:
                 self.done.update(image for image, *_ in photos)
         if self.out.is_file() and not (self.folder / PREVIOUS).is_file():
             self.done.update(self._previous_images())
-        return len(self.done)
 
     def _previous_images(self) -> Iterator[str]:
         if not self.parquet:
@@ -723,7 +722,8 @@ def predict_many(
     parts = Parts(Path(out), header, run_record(predictor, header))
     if parts.parquet:
         _parquet()
-    done = parts.check()  # every process, before any writes: a bad file stops all of them alike
+    parts.check()  # every process, before any writes: a bad file stops all of them alike
+    done = sum(1 for file in files if str(file) in parts.done)
     settings = trainer_settings(trainer or {})
     check_devices(settings["accelerator"], settings["devices"])  # no GPU here: one line, not a traceback
     if "precision" in settings:
