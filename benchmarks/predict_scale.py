@@ -1,11 +1,12 @@
 """``smile predict`` on many photos: the in-process path against Lightning's predict loop, in one run.
 
-    python benchmarks/predict_scale.py [--images DIR] [--workers 2] [--repeat 10] [--out FILE]
+    python benchmarks/predict_scale.py [--images DIR] [--workers 2] [--rounds 2] [--repeat 10] [--out FILE]
 
 On celeba-wild's 2,000 photos (skipped, with a message, when they are absent), each command in a fresh
 process of this interpreter, one after the other:
 
-- today's path (``smile predict`` in one process, the switch to the engine forced off) and the engine
+- today's path (``smile predict`` in one process, the switch to the engine forced off) and the engine,
+  in turn ``--rounds`` times (the round that others' work on the machine disturbed least is reported),
   with ``--workers`` DataLoader workers: photos per second, CPU use of the process tree (user + system
   time of it and its children over the wall time: 200% is two cores busy) and its peak memory (the sum
   of the proportional set sizes, PSS, of the processes alive at each sample: shared pages counted once);
@@ -71,10 +72,18 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every process, ours and others'), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def run(command: list[str], kill_when=None, cwd: Path | None = None) -> dict:
-    """Run ``command``; its wall time, CPU time of it and its descendants, peak PSS of the tree, exit
-    status and stderr's end. ``kill_when()``: polled; once true, the process gets SIGKILL."""
+    """Run ``command``; its wall time, CPU time of it and its descendants, the whole machine's CPU time
+    over the same wall time (what is not ours is others' work, which slows ours), peak PSS of the tree,
+    exit status and stderr's end. ``kill_when()``: polled; once true, the process gets SIGKILL."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = busy_seconds()
     load = load_average()
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -94,6 +103,7 @@ def run(command: list[str], kill_when=None, cwd: Path | None = None) -> dict:
     sampler.start()
     _, err = process.communicate()
     wall = time.perf_counter() - started
+    machine = busy_seconds() - machine
     stop.set()
     sampler.join()
     time.sleep(6 if killed[0] else 0)  # orphaned DataLoader workers notice within 5 s, and leave
@@ -104,6 +114,8 @@ def run(command: list[str], kill_when=None, cwd: Path | None = None) -> dict:
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "cpu_percent": round(100 * cpu / wall, 1),
+        "machine_cpu_percent": round(100 * machine / wall, 1),
+        "others_cpu_percent": round(100 * max(0.0, machine - cpu) / wall, 1),
         "peak_pss_mib": round(peak[0] / 1024, 1),
         "returncode": process.returncode,
         "killed": killed[0],
@@ -154,6 +166,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=10, help="the memory run: this many times the photos")
     parser.add_argument(
+        "--rounds", type=int, default=2, help="today and the engine, in turn, this many times"
+    )
+    parser.add_argument(
         "--few", type=int, default=300, help="also both paths on this many photos (the switch: MANY)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "predict-scale.json")
@@ -175,12 +190,20 @@ def main() -> int:
         tmp_path = Path(tmp)
         print(f"{count} photos of {args.images}; load average {load_average()}", flush=True)
 
-        today = run([sys.executable, "-c", TODAY, str(args.images), "--out", f"{tmp}/today.csv"])
-        new = run([*smile, str(args.images), *engine, "--out", f"{tmp}/new.csv"])
-        for name, measured in (("today", today), ("engine", new)):
-            assert measured["returncode"] == 0, measured["stderr_tail"]
-            measured["photos_per_s"] = round(count / measured["wall_s"], 1)
-            result[name] = measured
+        rounds: list[dict] = []
+        for number in range(args.rounds):  # in turn, so that others' work slows both alike
+            (tmp_path / "new.csv").unlink(missing_ok=True)
+            today = run([sys.executable, "-c", TODAY, str(args.images), "--out", f"{tmp}/today.csv"])
+            new = run([*smile, str(args.images), *engine, "--out", f"{tmp}/new.csv"])
+            for measured in (today, new):
+                assert measured["returncode"] == 0, measured["stderr_tail"]
+                measured["photos_per_s"] = round(count / measured["wall_s"], 1)
+            rounds.append({"round": number + 1, "today": today, "engine": new})
+        result["rounds"] = rounds
+        # the round whose runs others disturbed least
+        best = min(rounds, key=lambda r: r["today"]["others_cpu_percent"] + r["engine"]["others_cpu_percent"])
+        today, new = best["today"], best["engine"]
+        result["today"], result["engine"], result["reported_round"] = today, new, best["round"]
         today_rows, new_rows = read(tmp_path / "today.csv"), read(tmp_path / "new.csv")
         result["engine"]["output"] = once(new_rows, count)
         result["engine"]["max_prob_difference_vs_today"] = difference(today_rows, new_rows)
@@ -272,43 +295,48 @@ def main() -> int:
 
 
 def print_table(result: dict) -> None:
-    today, new = result["today"], result["engine"]
-    print("| run | photos | wall (s) | photos/s | CPU | peak PSS (MiB) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    new = result["engine"]
     rows = [
-        ("today: in-process", result["photos"], today),
-        (f"engine, {result['workers']} workers", result["photos"], new),
-        (
-            f"engine, {result['workers']} workers",
-            result["memory"]["photos"][1],
-            result["memory"]["engine"][1],
-        ),
+        row
+        for each in result["rounds"]
+        for row in (
+            (f"round {each['round']}: today, in-process", result["photos"], each["today"]),
+            (f"round {each['round']}: engine, {result['workers']} workers", result["photos"], each["engine"]),
+        )
+    ]
+    many = result["memory"]
+    rows += [
+        (f"engine, {result['workers']} workers", many["photos"][1], many["engine"][1]),
         ("torchrun, 2 processes x 1 worker", result["photos"], result["torchrun_2_processes"]),
         ("killed at half", result["photos"], result["kill_9"]["first"]),
         ("  then again", result["photos"], result["kill_9"]["second"]),
         ("few: today", result["few"]["photos"], result["few"]["today"]),
         ("few: engine", result["few"]["photos"], result["few"]["engine"]),
     ]
+    print("| run | photos | wall (s) | photos/s | CPU | others' CPU | peak PSS (MiB) | load before |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, photos, measured in rows:
         rate = "" if name in ("killed at half", "  then again") else f"{photos / measured['wall_s']:.1f}"
         print(
             f"| {name} | {photos} | {measured['wall_s']:.1f} | {rate} | {measured['cpu_percent']:.0f}% "
-            f"| {measured['peak_pss_mib']:.0f} |"
+            f"| {measured['others_cpu_percent']:.0f}% | {measured['peak_pss_mib']:.0f} "
+            f"| {measured['load_average_before']} |"
         )
     two, kill = result["torchrun_2_processes"], result["kill_9"]
     print(
-        f"speedup {result['speedup']}x; engine vs today: max |probability difference| {new['max_prob_difference_vs_today']:.2g}"
+        f"speedup (round {result['reported_round']}, the least disturbed) {result['speedup']}x; engine vs "
+        f"today: max |probability difference| {new['max_prob_difference_vs_today']:.2g}"
     )
     print(f"engine output: {new['output']}")
     print(
-        f"torchrun: {two['output']}, max |difference| from one process {two['max_prob_difference_vs_one_process']:.2g}"
+        f"torchrun: {two['output']}, max |difference| from one process "
+        f"{two['max_prob_difference_vs_one_process']:.2g}"
     )
     print(f"kill -9: shard at kill {kill['shard_at_kill']}; {kill['resume_line']}")
     print(
         f"  after the rerun: {kill['output']}, same rows as uninterrupted: {kill['same_rows_as_uninterrupted']}, "
         f"max |difference| {kill['max_prob_difference_vs_uninterrupted']:.2g}"
     )
-    print(f"load averages before each run: {[m['load_average_before'] for _, _, m in rows]}")
 
 
 if __name__ == "__main__":
