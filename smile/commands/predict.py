@@ -16,6 +16,7 @@ In either mode an unknown option is named, with the nearest known one.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -33,6 +34,13 @@ Videos (by suffix: .mp4 .mov .avi .mkv .webm ...) are read as a stream, each fac
 probabilities smoothed over time: CLIP.frames.csv, CLIP.tracks.json/.csv and CLIP.timeline.png
 (docs/video.md).
 
+Many photos (more than {many}, or with --num_workers, a --trainer.* option, a .parquet --out, or
+under torchrun) go through Lightning's predict loop: DataLoader workers read and align the photos in
+parallel, the network runs in batches on the accelerator (several processes with --trainer.devices,
+--trainer.num_nodes, torchrun or SLURM), each process streams its rows to OUT.parts/, merged into OUT
+at the end. Stopped, the same command again continues: photos already in OUT or its parts are not
+predicted again. Fewer photos, --annotate_dir and .onnx models run in this process.
+
 smile predict --split test --ckpt_path MODEL predicts the test split of a model's CelebA data through
 Lightning instead (predictions.csv in the run folder); that form needs a model and takes every option
 of smile test (smile predict --split test --help)."""
@@ -40,8 +48,8 @@ of smile test (smile predict --split test --help)."""
 SPLITS = ("test",)
 
 
-#: The formats of the predictions file (:mod:`smile.photos.predictions`).
-FORMATS = ("csv", "json")
+#: The formats of the predictions file (:mod:`smile.photos.predictions`; Parquet: :mod:`smile.photos.bulk`).
+FORMATS = ("csv", "json", "parquet")
 
 
 def output_file(out: Path | None, fmt: str | None, folder: Path = Path(".")) -> tuple[Path, str]:
@@ -65,9 +73,18 @@ def _written_by_smile(path: Path) -> bool:
     return written_here(path) or path.name.endswith(OUTPUTS)
 
 
+#: More photos than this go through Lightning's predict loop (smile.photos.bulk) unless an option says:
+#: below, starting Lightning and its workers costs more than they save (benchmarks/predict_scale.py).
+MANY = 300
+#: The Trainer's options that photo mode passes to Lightning (--trainer.NAME).
+TRAINER_OPTIONS = ("accelerator", "devices", "num_nodes", "strategy", "precision")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = SmileParser(
-        prog="smile predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="smile predict",
+        description=DESCRIPTION.format(many=MANY),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "photos",
@@ -84,15 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         type=Path,
-        help="the photos' predictions file, replaced if it exists (default: predictions.csv in the current "
-        "folder, or predictions-2.csv, -3, ... beside an earlier one, which is never replaced); or a folder "
-        "(one that exists, or a name without a suffix) for it and the videos' outputs (default: here)",
+        help="the photos' predictions file: .csv, .json, or .parquet (many photos), the same fields; "
+        "default: predictions.csv in the current folder, or predictions-2.csv, -3, ... beside an earlier "
+        "one, which is never replaced; a given file is replaced, except that with many photos an unfinished "
+        "one is continued and a finished one's photos are not predicted again. Or a folder (one that "
+        "exists, or a name without a suffix) for it and the videos' outputs",
     )
     parser.add_argument(
         "--format",
         choices=FORMATS,
-        help="csv or json: the same fields, one row or object per face (default: json for an --out ending "
-        "in .json, else csv)",
+        help="csv, json or parquet (many photos): the same fields, one row or object per face (default: "
+        "the --out's suffix, else csv)",
     )
     parser.add_argument(
         "--annotate_dir",
@@ -108,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threshold", type=float, help="one threshold for every attribute (default: the model's)"
     )
-    parser.add_argument("--batch_size", type=int, default=64, help="faces per network run")
+    parser.add_argument(
+        "--batch_size", type=int, default=64, help="faces per network run (many photos: photos per batch)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument(
         "--split",
@@ -117,7 +138,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--ckpt_path; takes smile test's options)",
     )
     add_video_options(parser)
+    many = parser.add_argument_group("many photos (Lightning's predict loop)")
+    many.add_argument(
+        "--num_workers",
+        type=int,
+        help="processes per device that read, detect and align photos (default: the CPU cores)",
+    )
+    for name, text in zip(
+        TRAINER_OPTIONS,
+        (
+            "cpu (default, or gpu with --device cuda), gpu, auto...",
+            "devices per machine: one process each (default 1; under torchrun, its processes)",
+            "machines (default 1; under torchrun, its nodes)",
+            "Lightning's strategy (default: auto, ddp for several processes)",
+            "e.g. bf16-mixed, 16-mixed (default 32-true)",
+        ),
+    ):
+        many.add_argument(f"--trainer.{name}", dest=f"trainer_{name}", metavar=name.upper(), help=text)
     return parser
+
+
+def engine_wanted(args: argparse.Namespace, files: list[Path], backend: str, fmt: str) -> bool:
+    """Whether the photos go through Lightning's predict loop (:mod:`smile.photos.bulk`): asked for
+    (``--num_workers``, a ``--trainer.*`` option, Parquet, several processes launched), or more than
+    :data:`MANY` photos that can go (no annotated copies, not an ONNX model, not JSON)."""
+    from smile.errors import OptionError
+
+    asked = (
+        args.num_workers is not None
+        or any(getattr(args, f"trainer_{name}") is not None for name in TRAINER_OPTIONS)
+        or fmt == "parquet"
+        or os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1")
+    )
+    if asked and args.annotate_dir is not None:
+        raise OptionError(
+            "--annotate_dir runs in this process: leave out --num_workers, --trainer.* and .parquet"
+        )
+    if asked and fmt == "json":
+        raise OptionError("JSON is written in this process: for many photos give an --out ending in .csv or .parquet")
+    return asked or (len(files) > MANY and args.annotate_dir is None and backend != "onnx" and fmt != "json")
+
+
+def _trainer_options(args: argparse.Namespace) -> dict[str, str | None]:
+    options = {name: getattr(args, f"trainer_{name}") for name in TRAINER_OPTIONS}
+    if options["accelerator"] is None and args.device != "cpu":
+        options["accelerator"] = "auto" if args.device == "auto" else "gpu"
+    return options
 
 
 def split_mode(argv: list[str]) -> str | None:
@@ -156,6 +222,7 @@ def main(argv: list[str]) -> int:
 
 def predict_photos(args: argparse.Namespace) -> int:
     from smile.api import DRAWN_FACES, load
+    from smile.console import say
     from smile.data.cache import CACHE_FOLDER
     from smile.errors import DataError
     from smile.faces.images import list_photos
@@ -176,9 +243,9 @@ def predict_photos(args: argparse.Namespace) -> int:
         ).with_options(aligned=args.aligned)
     note = predictor.model.source.note()
     if note:
-        print(note, file=sys.stderr)
+        say(note)  # once, under torchrun too
     if predictor.synthetic:
-        print(f"note: {DRAWN_FACES.format(source=predictor.source)}", file=sys.stderr)
+        say(f"note: {DRAWN_FACES.format(source=predictor.source)}")
     exclude = [args.annotate_dir] if args.annotate_dir else []
     # smile's own files in a folder given are no photos: its caches, and what it wrote there
     own = {"skip_folders": (CACHE_FOLDER,), "leave_out": _written_by_smile}
@@ -195,6 +262,11 @@ def predict_photos(args: argparse.Namespace) -> int:
         predictions.annotate(photo.picture, rows, attributes, thresholds, out)
 
     files = [file for _, found in inputs for file in found]
+    if files and engine_wanted(args, files, predictor.backend, fmt):
+        from smile.photos.bulk import predict_many
+
+        predict_many(predictor, files, out, args.batch_size, args.num_workers, _trainer_options(args))
+        return predict_videos(predictor, videos, args, photos_read=len(files)) if videos else 0
     if not files:
         return predict_videos(predictor, videos, args)
     rows = predictor.predict_files(_progress(files), args.batch_size, on_photo=annotate)

@@ -8,6 +8,7 @@ With ``aligned=True`` the inputs are taken to be CelebA-style aligned crops alre
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class PhotoFaces:
 class PhotoPipeline:
     """Photos in, network input out: one pipeline for a network that takes ``image_size`` squares cut
     from ``crop_size`` windows of the aligned face. Thread-safe: each thread gets its own face detector.
+    It may be pickled (DataLoader workers that spawn) and forked (workers that fork): the detector is
+    never copied, each process makes its own on first use.
     """
 
     def __init__(
@@ -58,11 +61,21 @@ class PhotoPipeline:
         self._window = CentreWindow(image_size, crop_size)  # the evaluation transform's, before ToTensor
         self._local = threading.local()
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_local"]  # detectors stay in the process and thread that made them
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def aligner(self):
-        """This thread's :class:`~smile.faces.aligner.FaceAligner` (detectors are not shared between threads).
-        Raises a :class:`DataError` naming the fix when the detector's package is missing."""
+        """This thread's :class:`~smile.faces.aligner.FaceAligner` (detectors are not shared between threads,
+        nor between a process and the processes forked from it). Raises a :class:`DataError` naming the fix
+        when the detector's package is missing."""
         aligner = getattr(self._local, "aligner", None)
-        if aligner is None:
+        if aligner is None or self._local.pid != os.getpid():
             from smile.faces.aligner import FaceAligner  # OpenCV and the detector load here
 
             try:
@@ -71,7 +84,7 @@ class PhotoPipeline:
                 raise DataError(
                     f"{err}. Photos that are already aligned CelebA crops can skip detection (aligned)."
                 ) from err
-            self._local.aligner = aligner
+            self._local.aligner, self._local.pid = aligner, os.getpid()
         return aligner
 
     def read(self, image: ImageInput, channels: str = "RGB") -> Image.Image:

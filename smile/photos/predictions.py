@@ -70,21 +70,30 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+def csv_header(attributes: Sequence[str]) -> list[str]:
+    """The CSV's columns: :data:`CSV_COLUMNS`, one probability per attribute, ``predicted``."""
+    return [*CSV_COLUMNS, *attributes, "predicted"]
+
+
+def csv_fields(row: PhotoRow, attributes: Sequence[str], thresholds: Sequence[float]) -> list[str]:
+    """One row's CSV fields: the probabilities and ``predicted`` (the attributes above their thresholds)
+    left empty where nothing was predicted."""
+    box = [str(v) for v in row.box] if row.box is not None else ["", "", "", ""]
+    values = row.probabilities
+    probs = [f"{p:.6f}" for p in values] if values is not None else [""] * len(attributes)
+    decided = present(values, attributes, thresholds) if values is not None else ""
+    face = "" if row.face is None else str(row.face)
+    return [str(row.image), face, *box, _fmt(row.score), row.status, *probs, decided]
+
+
 def write_csv(
     rows: Sequence[PhotoRow], attributes: Sequence[str], thresholds: Sequence[float], path: Path
 ) -> Path:
-    """Write the CSV atomically: one line per row, the probabilities and ``predicted`` (the attributes
-    above their thresholds) left empty where nothing was predicted."""
+    """Write the CSV atomically: one line per row (:func:`csv_fields`)."""
     with atomic_write(path, newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*CSV_COLUMNS, *attributes, "predicted"])
-        for row in rows:
-            box = row.box if row.box is not None else ("", "", "", "")
-            values = row.probabilities
-            probs = [f"{p:.6f}" for p in values] if values is not None else [""] * len(attributes)
-            decided = present(values, attributes, thresholds) if values is not None else ""
-            face = "" if row.face is None else row.face
-            writer.writerow([str(row.image), face, *box, _fmt(row.score), row.status, *probs, decided])
+        writer.writerow(csv_header(attributes))
+        writer.writerows(csv_fields(row, attributes, thresholds) for row in rows)
     return path
 
 
