@@ -10,7 +10,8 @@ process of this interpreter, one after the other:
   with ``--workers`` DataLoader workers: photos per second, CPU use of the process tree (user + system
   time of it and its children over the wall time: 200% is two cores busy) and its peak memory (the sum
   of the proportional set sizes, PSS, of the processes alive at each sample: shared pages counted once);
-- the engine's memory for the 2,000 and for ``--repeat`` times as many (symlinks to the same photos);
+- both paths on ``--repeat`` times as many photos (symlinks to the same ones): the engine's memory
+  for 2,000 and for 20,000, and the rates once the start-up (Lightning's import: about 3 s) is spread;
 - two processes under torchrun: every photo exactly once in the merged output (counted), and the
   largest difference of a probability from one process's;
 - kill -9 of the engine in the middle (after about half of the photos), then the same command again:
@@ -169,7 +170,7 @@ def main() -> int:
         "--rounds", type=int, default=2, help="today and the engine, in turn, this many times"
     )
     parser.add_argument(
-        "--few", type=int, default=300, help="also both paths on this many photos (the switch: MANY)"
+        "--few", type=int, default=500, help="also both paths on this many photos (the switch: MANY)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "predict-scale.json")
     args = parser.parse_args()
@@ -233,7 +234,15 @@ def main() -> int:
         repeated["photos"] = count * args.repeat
         repeated["photos_per_s"] = round(repeated["photos"] / repeated["wall_s"], 1)
         repeated["output"] = once(read(tmp_path / "many.csv"), count * args.repeat)
-        result["memory"] = {"photos": [count, count * args.repeat], "engine": [new, repeated]}
+        today_many = run([sys.executable, "-c", TODAY, str(many), "--out", f"{tmp}/many-today.csv"])
+        assert today_many["returncode"] == 0, today_many["stderr_tail"]
+        today_many["photos_per_s"] = round(count * args.repeat / today_many["wall_s"], 1)
+        result["memory"] = {
+            "photos": [count, count * args.repeat],
+            "engine": [new, repeated],
+            "today": [today, today_many],
+        }
+        result["speedup_repeated"] = round(repeated["photos_per_s"] / today_many["photos_per_s"], 2)
 
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
         two = run(
@@ -306,6 +315,7 @@ def print_table(result: dict) -> None:
     ]
     many = result["memory"]
     rows += [
+        ("today, in-process", many["photos"][1], many["today"][1]),
         (f"engine, {result['workers']} workers", many["photos"][1], many["engine"][1]),
         ("torchrun, 2 processes x 1 worker", result["photos"], result["torchrun_2_processes"]),
         ("killed at half", result["photos"], result["kill_9"]["first"]),
@@ -327,6 +337,7 @@ def print_table(result: dict) -> None:
         f"speedup (round {result['reported_round']}, the least disturbed) {result['speedup']}x; engine vs "
         f"today: max |probability difference| {new['max_prob_difference_vs_today']:.2g}"
     )
+    print(f"speedup on {many['photos'][1]} photos: {result['speedup_repeated']}x")
     print(f"engine output: {new['output']}")
     print(
         f"torchrun: {two['output']}, max |difference| from one process "
