@@ -170,7 +170,7 @@ def main() -> int:
         "--rounds", type=int, default=2, help="today and the engine, in turn, this many times"
     )
     parser.add_argument(
-        "--few", type=int, default=500, help="also both paths on this many photos (the switch: MANY)"
+        "--few", type=int, default=500, help="also both paths on this many photos (near the switch, MANY)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "predict-scale.json")
     args = parser.parse_args()

@@ -73,10 +73,11 @@ def _written_by_smile(path: Path) -> bool:
     return written_here(path) or path.name.endswith(OUTPUTS)
 
 
-#: More photos than this go through Lightning's predict loop (smile.photos.bulk) unless an option says:
-#: below, starting Lightning (about 3 s more than the in-process path) costs more than its workers save
-#: on 2 cores (about 7.5 ms a photo: 94 photos/s in its loop against about 55; benchmarks/predict_scale.py).
-MANY = 500
+#: More photos than this go through Lightning's predict loop (smile.photos.bulk) unless an option says.
+#: Its start is about 5 s longer (Lightning's import, the workers'); on 2 cores its 2 workers then save
+#: about 5.5 ms a photo: 500 photos took 11.8 s against 10.0 in-process, 2,000 took 26.2 against 32.7
+#: (benchmarks/results/predict-scale.json), even at about 800.
+MANY = 1000
 #: The Trainer's options that photo mode passes to Lightning (--trainer.NAME).
 TRAINER_OPTIONS = ("accelerator", "devices", "num_nodes", "strategy", "precision")
 
