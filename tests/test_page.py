@@ -5,7 +5,6 @@ and shows boxes, probability bars and messages. Skips where Chromium, its driver
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,12 @@ from helpers.photos import needs_mtcnn
 pytest.importorskip("fastapi")
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium")
 
-from helpers.serving import running  # noqa: E402
+from helpers.serving import BROWSER, DRIVER, needs_chromium, running  # noqa: E402
 
 import smile  # noqa: E402
 from smile.serve.app import ServeSettings, create_app  # noqa: E402
 
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
-pytestmark = [
-    needs_mtcnn,
-    pytest.mark.skipif(
-        not (BROWSER and DRIVER),
-        reason="no Chromium and chromedriver (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = [needs_mtcnn, needs_chromium]
 
 
 @pytest.fixture(scope="module")

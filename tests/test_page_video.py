@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -22,20 +21,12 @@ pytest.importorskip("fastapi")
 pytest.importorskip("av")
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium")
 
-from helpers.serving import running  # noqa: E402
+from helpers.serving import BROWSER, DRIVER, needs_chromium, running  # noqa: E402
 
 import smile  # noqa: E402
 from smile.serve.app import ServeSettings, create_app  # noqa: E402
 
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
-pytestmark = [
-    needs_mtcnn,
-    pytest.mark.skipif(
-        not (BROWSER and DRIVER),
-        reason="no Chromium and chromedriver (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = [needs_mtcnn, needs_chromium]
 
 
 def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 25) -> Path:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 
+import pytest
 import requests
 import uvicorn
 
@@ -36,3 +38,11 @@ def running(app, timeout: float = 30.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+#: Headless Chromium and its driver, for the page's browser tests (``.ci/run`` installs them).
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+DRIVER = shutil.which("chromedriver")
+needs_chromium = pytest.mark.skipif(
+    not (BROWSER and DRIVER), reason="no Chromium and chromedriver (apt-get install chromium chromium-driver)"
+)
